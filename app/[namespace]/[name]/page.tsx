@@ -1,0 +1,113 @@
+import { TRPCError } from '@trpc/server';
+import { marked } from 'marked';
+import { notFound } from 'next/navigation';
+import sanitizeHtml from 'sanitize-html';
+import { serverCaller } from '@/lib/server-caller';
+import { DownloadButton } from './download-button';
+
+export const dynamic = 'force-dynamic';
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/** Renders a model card as Markdown with scripts, event handlers and raw HTML stripped. */
+function renderModelCard(markdown: string): string {
+  const body = markdown.replace(/^---\n[\s\S]*?\n---\n/, '');
+  return sanitizeHtml(marked.parse(body, { async: false }) as string, {
+    allowedTags: sanitizeHtml.defaults.allowedTags.concat(['img', 'h1', 'h2']),
+    allowedAttributes: { a: ['href', 'title'], img: ['src', 'alt', 'title'], code: ['class'] },
+    allowedSchemes: ['http', 'https', 'mailto'],
+  });
+}
+
+export default async function AdapterPage({ params, searchParams }: { params: Promise<{ namespace: string; name: string }>; searchParams: Promise<{ version?: string }> }) {
+  const { namespace, name } = await params;
+  const { version } = await searchParams;
+  const caller = await serverCaller();
+  let page;
+  try {
+    page = await caller.adapters.get({ namespace, name, version: version ? Number(version) : undefined });
+  } catch (error) {
+    if (error instanceof TRPCError && (error.code === 'NOT_FOUND' || error.code === 'BAD_REQUEST')) notFound();
+    throw error;
+  }
+  const summary = page.version.configSummary as Record<string, unknown>;
+  const lineage = page.version.lineage as Record<string, unknown> | null;
+
+  return (
+    <>
+      <h1>{page.namespace}/{page.name}</h1>
+      <p className="muted">{page.description}</p>
+      <div className="row">
+        <span className="badge">base: {page.baseModelId}</span>
+        {page.domain && <span className="badge">{page.domain}</span>}
+        <span>{page.downloads} downloads</span>
+        <label>Version{' '}
+          <select aria-label="Version" defaultValue={page.version.version} data-testid="version-select"
+            // A plain form submit keeps this a server component.
+            form="version-form" name="version">
+            {page.versions.map((v) => <option key={v.version} value={v.version}>v{v.version}</option>)}
+          </select>
+        </label>
+        <form id="version-form"><button className="secondary" type="submit">Show version</button></form>
+      </div>
+
+      {page.version.warnings.length > 0 && (
+        <div className="card"><strong>Warnings</strong><ul>{page.version.warnings.map((w) => <li key={w}>{w}</li>)}</ul></div>
+      )}
+
+      <h2>Files (version {page.version.version})</h2>
+      <table>
+        <thead><tr><th>File</th><th>Size</th><th>sha256</th><th /></tr></thead>
+        <tbody>
+          {page.files.map((f) => (
+            <tr key={f.path}>
+              <td>{f.path}</td><td>{formatBytes(f.size)}</td><td><code>{f.sha256.slice(0, 12)}…</code></td>
+              <td><DownloadButton namespace={page.namespace} name={page.name} version={page.version.version} path={f.path} /></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      <h2>Configuration</h2>
+      <table>
+        <tbody>
+          <tr><th>PEFT type</th><td>{String(summary.peftType)}</td></tr>
+          <tr><th>Rank</th><td>{String(summary.rank)}{Array.isArray(summary.ranks) && summary.ranks.length > 1 ? ` (pattern: ${summary.ranks.join(', ')})` : ''}</td></tr>
+          <tr><th>Alpha</th><td>{String(summary.alpha)}</td></tr>
+          <tr><th>Target modules</th><td>{Array.isArray(summary.targetModules) ? summary.targetModules.join(', ') : String(summary.targetModules)}</td></tr>
+          <tr><th>LoRA modules</th><td>{String(summary.loraModules)}</td></tr>
+          <tr><th>Trainable parameters</th><td>{Number(summary.trainableParameters).toLocaleString('en-US')} ({(Number(summary.shareOfBase) * 100).toFixed(3)}% of the base model)</td></tr>
+        </tbody>
+      </table>
+
+      <h2>Scores</h2>
+      {page.scores.length === 0 ? <p className="muted">No evaluation yet.</p> : (
+        <table>
+          <thead><tr><th>Task</th><th>Accuracy</th><th>Correct / total</th></tr></thead>
+          <tbody>{page.scores.map((s) => (
+            <tr key={`${s.taskId}-${String(s.createdAt)}`}>
+              <td><a href={`/leaderboard/${s.taskId}`}>{s.taskId}</a></td>
+              <td>{(s.accuracy * 100).toFixed(1)}% ± {(s.stderr * 100).toFixed(1)}</td><td>{s.correct} / {s.total}</td>
+            </tr>))}
+          </tbody>
+        </table>
+      )}
+
+      {lineage && (
+        <>
+          <h2>Lineage</h2>
+          <pre>{JSON.stringify(lineage, null, 2)}</pre>
+        </>
+      )}
+
+      <h2>Model card</h2>
+      {page.version.modelCard
+        ? <div className="card markdown" dangerouslySetInnerHTML={{ __html: renderModelCard(page.version.modelCard) }} />
+        : <p className="muted">No README.md in this version.</p>}
+    </>
+  );
+}

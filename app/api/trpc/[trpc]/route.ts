@@ -1,0 +1,22 @@
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch';
+import { getServerSession } from 'next-auth';
+import { appRouter } from '@/server/api/root';
+import { createContext } from '@/server/api/trpc';
+import { authOptions } from '@/server/auth';
+
+export const runtime = 'nodejs';
+export const dynamic = 'force-dynamic';
+
+async function handler(request: Request) {
+  const authorization = request.headers.get('authorization');
+  // A bearer token wins over the cookie session, so scripts never act with a browser's rights.
+  const session = authorization ? null : await getServerSession(authOptions());
+  return fetchRequestHandler({
+    endpoint: '/api/trpc',
+    req: request,
+    router: appRouter,
+    createContext: () => createContext({ authorization, sessionUserId: (session as { userId?: string } | null)?.userId ?? null }),
+  });
+}
+
+export { handler as GET, handler as POST };

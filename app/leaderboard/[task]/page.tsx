@@ -1,0 +1,45 @@
+import { TRPCError } from '@trpc/server';
+import { notFound } from 'next/navigation';
+import { serverCaller } from '@/lib/server-caller';
+
+export const dynamic = 'force-dynamic';
+
+const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+
+export default async function LeaderboardPage({ params }: { params: Promise<{ task: string }> }) {
+  const { task } = await params;
+  let board;
+  try {
+    board = await (await serverCaller()).evals.leaderboard({ taskId: task });
+  } catch (error) {
+    if (error instanceof TRPCError && error.code === 'NOT_FOUND') notFound();
+    throw error;
+  }
+  return (
+    <>
+      <h1>{board.task.displayName}</h1>
+      <p className="muted">{board.task.description}</p>
+      <h2>Base models</h2>
+      <table>
+        <thead><tr><th>Base model</th><th>Accuracy</th><th>Correct / total</th></tr></thead>
+        <tbody>{board.baseScores.map((b) => (
+          <tr key={`${b.baseModelId}-${b.configHash}`}><td>{b.baseModelId}</td><td>{percent(b.accuracy)} ± {percent(b.stderr)}</td><td>{b.correct} / {b.total}</td></tr>))}
+        </tbody>
+      </table>
+      <h2>Adapters</h2>
+      <table data-testid="leaderboard">
+        <thead><tr><th>Rank</th><th>Adapter</th><th>Accuracy</th><th>Correct / total</th><th>Base model</th><th>Difference</th></tr></thead>
+        <tbody>{board.entries.map((e) => (
+          <tr key={e.adapterVersionId}>
+            <td>{e.rank}</td>
+            <td><a href={`/${e.adapter}?version=${e.version}`}>{e.adapter} v{e.version}</a></td>
+            <td>{percent(e.accuracy)} ± {percent(e.stderr)}</td>
+            <td>{e.correct} / {e.total}</td>
+            <td>{e.base ? `${percent(e.base.accuracy)} (${e.base.correct} / ${e.base.total})` : 'not scored'}</td>
+            <td>{e.difference === null ? '–' : `${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points`}</td>
+          </tr>))}
+        </tbody>
+      </table>
+    </>
+  );
+}

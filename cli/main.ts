@@ -1,0 +1,205 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createClient, type Client } from '../lib/trpc-client';
+import { describeFile, describeFolder, putFiles } from './upload';
+
+const HELP = `Usage: adapters <command> [options]
+
+Commands:
+  login --email E --password P         store an API token for this app (in ~/.config/adapters/config.json)
+  publish DIR --name NAME --base ID    publish a PEFT adapter folder as the next version of NAME
+        [--description TEXT] [--domain DOMAIN]
+  pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version
+  dataset FILE.jsonl --name NAME --base ID    upload and validate a data set
+  finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
+        --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
+  finetune watch JOB_ID                follow a job until it ends
+  finetune cancel JOB_ID
+  eval NAMESPACE/NAME[@VERSION] --task ID [--limit N]
+  leaderboard TASK_ID
+  runner-token NAME                    (admin) create a runner token
+
+Options: --url URL (default $ADAPTERS_URL or the stored one), --token TOKEN
+(default $ADAPTERS_TOKEN or the stored one), --json for machine-readable output.`;
+
+const configFile = path.join(process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config'), 'adapters', 'config.json');
+
+interface Stored { url?: string; token?: string }
+
+async function readStored(): Promise<Stored> {
+  try {
+    return JSON.parse(await fs.readFile(configFile, 'utf8')) as Stored;
+  } catch {
+    return {};
+  }
+}
+
+function parseRef(ref: string | undefined): { namespace: string; name: string; version?: number } {
+  const match = ref?.match(/^([^/@\s]+)\/([^/@\s]+)(?:@(\d+))?$/);
+  if (!match) throw new Error(`adapter reference ${JSON.stringify(ref)} is invalid; write NAMESPACE/NAME or NAMESPACE/NAME@VERSION`);
+  return { namespace: match[1]!, name: match[2]!, version: match[3] ? Number(match[3]) : undefined };
+}
+
+function progressBar(label: string, done: number, total: number): void {
+  if (!process.stderr.isTTY) return;
+  const width = 30;
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  process.stderr.write(`\r${label.padEnd(28).slice(0, 28)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${((done / Math.max(1, total)) * 100).toFixed(0)}%`);
+  if (done >= total) process.stderr.write('\n');
+}
+
+function need(value: string | undefined, flag: string): string {
+  if (!value) throw new Error(`missing ${flag}; see \`adapters --help\``);
+  return value;
+}
+
+async function watchJob(client: Client, jobId: string, json: boolean): Promise<string> {
+  let lastStep = -1;
+  for (;;) {
+    const job = await client.finetune.get.query({ jobId });
+    const progress = job.progress as { step?: number; totalSteps?: number; loss?: number; tokensPerSecond?: number } | null;
+    if (!json && progress?.step !== undefined && progress.step !== lastStep) {
+      lastStep = progress.step;
+      progressBar(`step ${progress.step}/${progress.totalSteps} loss ${progress.loss?.toFixed(3)}`, progress.step, progress.totalSteps ?? progress.step);
+    }
+    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) {
+      if (json) console.log(JSON.stringify(job));
+      else {
+        console.log(`job ${jobId}: ${job.state}${job.error ? ` (${job.error.reason}: ${job.error.message})` : ''}`);
+        if (job.result) console.log(`published ${job.result.namespace}/${job.result.name}@${job.result.version}`);
+      }
+      return job.state;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+async function main(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
+      email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' }, base: { type: 'string' }, description: { type: 'string' },
+      domain: { type: 'string' }, out: { type: 'string' }, dataset: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
+      epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
+      'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    console.log(HELP);
+    return;
+  }
+  const stored = await readStored();
+  const url = values.url ?? process.env.ADAPTERS_URL ?? stored.url ?? 'http://127.0.0.1:3000';
+  const token = values.token ?? process.env.ADAPTERS_TOKEN ?? stored.token;
+  const client = createClient({ url, token });
+  const print = (human: string, data: unknown) => console.log(values.json ? JSON.stringify(data) : human);
+
+  switch (command) {
+    case 'login': {
+      const issued = await client.auth.issueToken.mutate({ email: need(values.email, '--email'), password: need(values.password, '--password'), name: `cli on ${os.hostname()}`, scopes: ['read', 'write', 'fine-tune', 'evaluate'], expiresInDays: null });
+      await fs.mkdir(path.dirname(configFile), { recursive: true });
+      await fs.writeFile(configFile, JSON.stringify({ url, token: issued.token }, null, 2), { mode: 0o600 });
+      print(`logged in to ${url} as ${issued.namespace}; token ${issued.prefix}… stored in ${configFile}`, { namespace: issued.namespace, prefix: issued.prefix });
+      return;
+    }
+    case 'publish': {
+      const dir = need(rest[0], 'DIR');
+      const files = await describeFolder(dir);
+      const begun = await client.adapters.beginUpload.mutate({ files: files.map(({ path: p, size, sha256 }) => ({ path: p, size, sha256 })) });
+      await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
+      const published = await client.adapters.publish.mutate({ uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base'), description: values.description, domain: values.domain ?? null });
+      print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
+      return;
+    }
+    case 'pull': {
+      const ref = parseRef(rest[0]);
+      const page = await client.adapters.get.query(ref);
+      const out = values.out ?? path.join(process.cwd(), `${ref.namespace}--${ref.name}`);
+      await fs.mkdir(out, { recursive: true });
+      for (const file of page.files) {
+        const { url: fileUrl, sha256 } = await client.adapters.downloadUrl.mutate({ ...ref, version: page.version.version, path: file.path });
+        const response = await fetch(fileUrl);
+        if (!response.ok) throw new Error(`download of ${file.path} failed with HTTP ${response.status}`);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        const target = path.join(out, file.path);
+        await fs.writeFile(target, bytes);
+        const check = await describeFile(target, file.path);
+        if (check.sha256 !== sha256) throw new Error(`${file.path} arrived corrupt: sha256 ${check.sha256}, expected ${sha256}`);
+        progressBar(file.path, file.size, file.size);
+      }
+      print(`pulled ${ref.namespace}/${ref.name}@${page.version.version} into ${out}`, { out, version: page.version.version, files: page.files });
+      return;
+    }
+    case 'dataset': {
+      const file = await describeFile(need(rest[0], 'FILE.jsonl'), path.basename(need(rest[0], 'FILE.jsonl')));
+      const begun = await client.datasets.beginUpload.mutate({ file: { path: file.path, size: file.size, sha256: file.sha256 } });
+      await putFiles([file], begun.files, (name, done, total) => progressBar(name, done, total));
+      const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base') });
+      const report = created.report;
+      const lines = report.errors.map((e) => `  line ${e.line}: ${e.message}`).join('\n');
+      print(report.valid ? `data set version ${created.datasetVersionId}: ${report.examples} examples` : `data set rejected (${report.errorCount} problems):\n${lines}`, created);
+      if (!report.valid) process.exitCode = 1;
+      return;
+    }
+    case 'finetune': {
+      const [action, jobId] = rest;
+      if (action === 'create') {
+        const num = (value: string | undefined, fallback: number) => (value === undefined ? fallback : Number(value));
+        const created = await client.finetune.create.mutate({
+          datasetVersionId: Number(need(values.dataset, '--dataset')), baseModelId: need(values.base, '--base'), adapterName: need(values.name, '--name'),
+          domain: values.domain ?? null, description: values.description ?? '',
+          evalLimit: values['eval-limit'] ? Number(values['eval-limit']) : null,
+          hyperparameters: {
+            rank: num(values.rank, 16), alpha: num(values.alpha, 32), epochs: num(values.epochs, 1), learningRate: num(values.lr, 2e-4), batchSize: num(values.batch, 4),
+            maxSeqLength: num(values['max-seq'], 512), maxSteps: values['max-steps'] ? Number(values['max-steps']) : null,
+            dropout: 0.05, targetModules: 'all-linear', gradientAccumulation: 1, warmupRatio: 0.03, seed: 42,
+          },
+        });
+        print(`job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
+        return;
+      }
+      if (action === 'watch') {
+        const state = await watchJob(client, need(jobId, 'JOB_ID'), values.json);
+        if (state !== 'succeeded') process.exitCode = 1;
+        return;
+      }
+      if (action === 'cancel') {
+        print(`cancel requested for job ${jobId}`, await client.finetune.cancel.mutate({ jobId: need(jobId, 'JOB_ID') }));
+        return;
+      }
+      throw new Error(`unknown finetune action ${JSON.stringify(action)}; use create, watch or cancel`);
+    }
+    case 'eval': {
+      const ref = parseRef(rest[0]);
+      const created = await client.evals.request.mutate({ ...ref, taskId: need(values.task, '--task'), limit: values.limit ? Number(values.limit) : null });
+      print(`evaluation job ${created.jobId} queued`, created);
+      return;
+    }
+    case 'leaderboard': {
+      const board = await client.evals.leaderboard.query({ taskId: need(rest[0], 'TASK_ID') });
+      const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+      const human = [`${board.task.displayName}`, ...board.baseScores.map((b) => `  base ${b.baseModelId}: ${pct(b.accuracy)} (${b.correct}/${b.total})`),
+        ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} (${e.correct}/${e.total})${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
+      print(human, board);
+      return;
+    }
+    case 'runner-token': {
+      const created = await client.runner.createToken.mutate({ name: need(rest[0], 'NAME') });
+      print(created.token, created);
+      return;
+    }
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command)}; see \`adapters --help\``);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`error: ${message}`);
+  process.exit(1);
+});

@@ -1,0 +1,220 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgTable, serial, text, timestamp, uniqueIndex, uuid,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+/** A user's or a team's namespace: adapters are named `namespace/name`. */
+export const namespaces = pgTable('namespaces', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  kind: text('kind', { enum: ['user', 'team'] }).notNull(),
+  createdAt: createdAt(),
+});
+
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  email: text('email').notNull().unique(),
+  namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
+  // argon2id, PHC string format.
+  passwordHash: text('password_hash').notNull(),
+  isAdmin: boolean('is_admin').notNull().default(false),
+  createdAt: createdAt(),
+});
+
+/** Personal API tokens; only the sha256 of the secret is stored. */
+export const apiTokens = pgTable('api_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id),
+  name: text('name').notNull(),
+  prefix: text('prefix').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  scopes: text('scopes').array().notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+/** Runner tokens are a separate kind: they can only claim and run jobs. */
+export const runnerTokens = pgTable('runner_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  prefix: text('prefix').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  createdBy: uuid('created_by').notNull().references(() => users.id),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+export const runners = pgTable('runners', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tokenId: uuid('token_id').notNull().references(() => runnerTokens.id),
+  name: text('name').notNull(),
+  capabilities: jsonb('capabilities').notNull(),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: createdAt(),
+});
+
+/** Content-addressed objects in S3, stored once per sha256. */
+export const blobs = pgTable('blobs', {
+  sha256: text('sha256').primaryKey(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  s3Key: text('s3_key').notNull(),
+  createdAt: createdAt(),
+});
+
+/** An upload in progress: the files a client announced and must put before finalizing. */
+export const uploadSessions = pgTable('upload_sessions', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').references(() => users.id),
+  purpose: text('purpose', { enum: ['adapter', 'dataset', 'base-model', 'benchmark', 'job-output'] }).notNull(),
+  files: jsonb('files').$type<{ path: string; size: number; sha256: string }[]>().notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  completedAt: timestamp('completed_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+export type ModuleShape = { kind: 'linear' | 'embedding'; shape: [number, number] };
+
+export const baseModels = pgTable('base_models', {
+  id: text('id').primaryKey(),
+  displayName: text('display_name').notNull(),
+  architecture: jsonb('architecture').$type<Record<string, unknown>>().notNull(),
+  modules: jsonb('modules').$type<Record<string, ModuleShape>>().notNull(),
+  parameterCount: bigint('parameter_count', { mode: 'number' }).notNull(),
+  files: jsonb('files').$type<{ path: string; size: number; sha256: string }[]>().notNull(),
+  source: jsonb('source').$type<Record<string, unknown>>().notNull(),
+  createdAt: createdAt(),
+});
+
+export const adapters = pgTable('adapters', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  domain: text('domain'),
+  baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
+  downloads: integer('downloads').notNull().default(0),
+  createdAt: createdAt(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex('adapters_namespace_name').on(t.namespaceId, t.name),
+  index('adapters_search').using('gin', sql`to_tsvector('english', ${t.name} || ' ' || ${t.description})`),
+]);
+
+export const adapterVersions = pgTable('adapter_versions', {
+  id: serial('id').primaryKey(),
+  adapterId: uuid('adapter_id').notNull().references(() => adapters.id),
+  version: integer('version').notNull(),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  configSummary: jsonb('config_summary').$type<Record<string, unknown>>().notNull(),
+  modelCard: text('model_card'),
+  warnings: jsonb('warnings').$type<string[]>().notNull().default([]),
+  lineage: jsonb('lineage').$type<Record<string, unknown>>(),
+  // A job publishes at most one version: the unique index makes completion idempotent.
+  sourceJobId: uuid('source_job_id').unique(),
+  publishedBy: uuid('published_by').references(() => users.id),
+  downloads: integer('downloads').notNull().default(0),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('adapter_versions_number').on(t.adapterId, t.version)]);
+
+export const adapterFiles = pgTable('adapter_files', {
+  id: serial('id').primaryKey(),
+  versionId: integer('version_id').notNull().references(() => adapterVersions.id),
+  path: text('path').notNull(),
+  sha256: text('sha256').notNull().references(() => blobs.sha256),
+  size: bigint('size', { mode: 'number' }).notNull(),
+}, (t) => [uniqueIndex('adapter_files_path').on(t.versionId, t.path)]);
+
+export const datasets = pgTable('datasets', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
+  name: text('name').notNull(),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('datasets_namespace_name').on(t.namespaceId, t.name)]);
+
+export const datasetVersions = pgTable('dataset_versions', {
+  id: serial('id').primaryKey(),
+  datasetId: uuid('dataset_id').notNull().references(() => datasets.id),
+  version: integer('version').notNull(),
+  sha256: text('sha256').notNull().references(() => blobs.sha256),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  filename: text('filename').notNull(),
+  // Whether the file passed validation; an invalid version is kept so its report can be read.
+  valid: boolean('valid').notNull(),
+  report: jsonb('report').$type<Record<string, unknown>>().notNull(),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('dataset_versions_number').on(t.datasetId, t.version)]);
+
+export const jobStates = ['validating', 'queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobState = (typeof jobStates)[number];
+
+export const jobs = pgTable('jobs', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  kind: text('kind', { enum: ['finetune', 'evaluate'] }).notNull(),
+  state: text('state', { enum: jobStates }).notNull(),
+  namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
+  createdBy: uuid('created_by').references(() => users.id),
+  baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
+  // Kind-specific parameters: hyperparameters and target adapter for a fine-tune, task and subjects for an evaluation.
+  params: jsonb('params').$type<Record<string, unknown>>().notNull(),
+  datasetVersionId: integer('dataset_version_id').references(() => datasetVersions.id),
+  parentJobId: uuid('parent_job_id'),
+  resultVersionId: integer('result_version_id').references(() => adapterVersions.id),
+  attempts: integer('attempts').notNull().default(0),
+  maxAttempts: integer('max_attempts').notNull(),
+  runnerId: uuid('runner_id').references(() => runners.id),
+  leaseToken: text('lease_token'),
+  leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+  cancelRequested: boolean('cancel_requested').notNull().default(false),
+  progress: jsonb('progress').$type<Record<string, unknown>>(),
+  summary: jsonb('summary').$type<Record<string, unknown>>(),
+  error: jsonb('error').$type<{ reason: string; message: string }>(),
+  createdAt: createdAt(),
+  queuedAt: timestamp('queued_at', { withTimezone: true }),
+  startedAt: timestamp('started_at', { withTimezone: true }),
+  finishedAt: timestamp('finished_at', { withTimezone: true }),
+}, (t) => [index('jobs_queue').on(t.state, t.queuedAt)]);
+
+/** Progress, metric and log events of a job, in arrival order. */
+export const jobEvents = pgTable('job_events', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  jobId: uuid('job_id').notNull().references(() => jobs.id),
+  attempt: integer('attempt').notNull(),
+  type: text('type').notNull(),
+  payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+  createdAt: createdAt(),
+}, (t) => [index('job_events_job').on(t.jobId, t.id)]);
+
+/** A multiple-choice benchmark task whose items live in S3 as JSONL. */
+export const benchmarkTasks = pgTable('benchmark_tasks', {
+  id: text('id').primaryKey(),
+  displayName: text('display_name').notNull(),
+  description: text('description').notNull(),
+  domain: text('domain').notNull(),
+  version: integer('version').notNull(),
+  dataSha256: text('data_sha256').notNull().references(() => blobs.sha256),
+  itemCount: integer('item_count').notNull(),
+  createdAt: createdAt(),
+});
+
+export const evalResults = pgTable('eval_results', {
+  id: serial('id').primaryKey(),
+  taskId: text('task_id').notNull().references(() => benchmarkTasks.id),
+  taskVersion: integer('task_version').notNull(),
+  baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
+  // Null for the base model alone.
+  adapterVersionId: integer('adapter_version_id').references(() => adapterVersions.id),
+  jobId: uuid('job_id').notNull().references(() => jobs.id),
+  correct: integer('correct').notNull(),
+  total: integer('total').notNull(),
+  accuracy: doublePrecision('accuracy').notNull(),
+  stderr: doublePrecision('stderr').notNull(),
+  // sha256 of the task version, item limit and scoring method: a change makes a new result.
+  configHash: text('config_hash').notNull(),
+  hardware: text('hardware').notNull(),
+  durationSeconds: doublePrecision('duration_seconds').notNull(),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('eval_results_once').on(t.jobId, t.taskId, t.adapterVersionId)]);

@@ -1,0 +1,173 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { ClaimedJob, CompleteJob } from '../../server/contracts/runner';
+import type { EvaluationResult, WorkerEvent } from '../../server/contracts/worker-events';
+import type { Client } from '../../lib/trpc-client';
+import type { RunnerConfig } from './config';
+import { download, sha256File, upload } from './files';
+import { ensureBaseModel } from './model-cache';
+import { startWorker } from './worker-process';
+
+const REPORT_INTERVAL_MS = 1000;
+
+class LeaseLost extends Error {}
+
+function isConflict(error: unknown): boolean {
+  return (error as { data?: { code?: string } })?.data?.code === 'CONFLICT';
+}
+
+/**
+ * Runs one claimed job to its end: fetch inputs, run the worker with heartbeats and event
+ * reports, upload outputs and report the outcome. Stops the worker when the job is
+ * cancelled or the lease is lost; in the latter case it reports nothing, because the job
+ * already belongs to another attempt.
+ */
+export async function runJob(options: { client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string; signal: { draining: boolean } }) {
+  const { client, config, job, log } = options;
+  const lease = { jobId: job.jobId, leaseToken: job.leaseToken };
+  const workDir = path.join(config.RUNNER_WORK_DIR, `${job.jobId}-${job.attempt}`);
+  await fs.rm(workDir, { recursive: true, force: true });
+  await fs.mkdir(workDir, { recursive: true });
+
+  const pending: WorkerEvent[] = [];
+  let leaseLost = false;
+  let cancelled = false;
+  let finished: Extract<WorkerEvent, { type: 'finished' }> | null = null;
+  let failed: Extract<WorkerEvent, { type: 'failed' }> | null = null;
+  let hardware = options.hardware();
+  let worker: ReturnType<typeof startWorker> | null = null;
+
+  const heartbeat = async () => {
+    try {
+      const answer = await client.runner.heartbeat.mutate(lease);
+      if (answer.cancel && !cancelled) {
+        cancelled = true;
+        log.info('cancellation requested; stopping the worker');
+        worker?.stop(config.RUNNER_KILL_GRACE_SECONDS);
+      }
+    } catch (error) {
+      if (isConflict(error)) {
+        leaseLost = true;
+        log.warn('lease lost; stopping the worker without reporting');
+        worker?.stop(config.RUNNER_KILL_GRACE_SECONDS);
+      } else {
+        // The app may be briefly unreachable; the next beat retries while the lease lasts.
+        log.warn({ err: error }, 'heartbeat failed; retrying at the next beat');
+      }
+    }
+  };
+  const flush = async () => {
+    if (pending.length === 0 || leaseLost) return;
+    const batch = pending.splice(0, 200);
+    try {
+      await client.runner.report.mutate({ ...lease, events: batch });
+    } catch (error) {
+      if (isConflict(error)) leaseLost = true;
+      else {
+        pending.unshift(...batch);
+        log.warn({ err: error, events: batch.length }, 'event report failed; will retry');
+      }
+    }
+  };
+
+  const beat = setInterval(heartbeat, Math.max(1000, (job.leaseSeconds * 1000) / 3));
+  const reporter = setInterval(flush, REPORT_INTERVAL_MS);
+  try {
+    const baseDir = await ensureBaseModel(config.RUNNER_CACHE_DIR, job.baseModel.id, job.baseModel.files);
+    const spec: Record<string, unknown> = { jobId: job.jobId, kind: job.kind, workDir, baseModel: { id: job.baseModel.id, path: baseDir } };
+
+    if (job.finetune) {
+      const datasetPath = path.join(workDir, 'data.jsonl');
+      await download(job.finetune.dataset, datasetPath);
+      spec.finetune = { datasetPath, outputDir: path.join(workDir, 'adapter'), hyperparameters: job.finetune.hyperparameters };
+    } else if (job.evaluate) {
+      const taskPath = path.join(workDir, 'task.jsonl');
+      await download(job.evaluate.task.file, taskPath);
+      const subjects = [];
+      for (const subject of job.evaluate.subjects) {
+        if (!subject.adapterFiles) {
+          subjects.push({ key: subject.key });
+          continue;
+        }
+        const adapterPath = path.join(workDir, subject.key.replace(/[^A-Za-z0-9._-]/g, '_'));
+        for (const file of subject.adapterFiles) await download(file, path.join(adapterPath, file.path));
+        subjects.push({ key: subject.key, adapterPath });
+      }
+      spec.evaluate = { task: { name: job.evaluate.task.id, path: taskPath, limit: job.evaluate.task.limit }, subjects };
+    }
+
+    const specPath = path.join(workDir, 'spec.json');
+    await fs.writeFile(specPath, JSON.stringify(spec, null, 2));
+    log.info({ workDir }, 'starting worker');
+
+    worker = startWorker({
+      python: config.WORKER_PYTHON,
+      cwd: config.workerDir,
+      specPath,
+      onEvent: (event) => {
+        if (event.type === 'finished') finished = event;
+        else if (event.type === 'failed') failed = event;
+        else if (event.type === 'started') hardware = `${event.hardware} (${event.device}, ${event.dtype})`;
+        pending.push(event);
+      },
+      onLog: (line) => log.debug({ line }, 'worker output'),
+    });
+    if (cancelled || leaseLost) worker.stop(config.RUNNER_KILL_GRACE_SECONDS);
+    const exit = await worker.done;
+    log.info({ exit }, 'worker exited');
+    clearInterval(reporter);
+    await flush();
+    if (leaseLost) throw new LeaseLost();
+
+    let outcome: CompleteJob['outcome'];
+    const finishedEvent = finished as Extract<WorkerEvent, { type: 'finished' }> | null;
+    const failedEvent = failed as Extract<WorkerEvent, { type: 'failed' }> | null;
+    if (cancelled) {
+      outcome = { status: 'cancelled', message: 'cancelled by the user; the worker stopped at a step boundary' };
+    } else if (finishedEvent && exit.code === 0) {
+      outcome = { status: 'succeeded', summary: finishedEvent.summary, hardware };
+      if (job.kind === 'finetune') outcome.files = await uploadOutputs(client, lease, path.join(workDir, 'adapter'));
+      else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
+    } else {
+      outcome = {
+        status: 'failed',
+        reason: failedEvent?.reason ?? 'crash',
+        message: failedEvent?.message ?? `worker exited with ${exit.signal ?? `code ${exit.code}`} without a failure event`,
+        logTail: worker.logTail.map((line) => line.slice(0, 2000)),
+      };
+    }
+    const result = await client.runner.complete.mutate({ ...lease, outcome });
+    log.info({ state: result.state, resultVersionId: result.resultVersionId }, 'job completed');
+  } catch (error) {
+    if (error instanceof LeaseLost || isConflict(error)) {
+      log.warn('job abandoned after losing its lease');
+      return;
+    }
+    log.error({ err: error }, 'job failed in the runner');
+    await client.runner.complete.mutate({
+      ...lease,
+      outcome: { status: 'failed', reason: 'crash', message: `runner error: ${(error as Error).message}`.slice(0, 4000), logTail: worker?.logTail ?? [] },
+    }).catch((reportError: unknown) => log.error({ err: reportError }, 'could not report the failure'));
+  } finally {
+    clearInterval(beat);
+    clearInterval(reporter);
+    worker?.stop(1);
+  }
+}
+
+async function uploadOutputs(client: Client, lease: { jobId: string; leaseToken: string }, dir: string) {
+  const names = (await fs.readdir(dir)).filter((name) => !name.startsWith('.'));
+  const files = [];
+  for (const name of names) {
+    const full = path.join(dir, name);
+    const stat = await fs.stat(full);
+    if (stat.isFile()) files.push({ path: name, size: stat.size, sha256: await sha256File(full) });
+  }
+  const { files: urls } = await client.runner.uploadUrls.mutate({ ...lease, files });
+  for (const target of urls) {
+    const file = files.find((f) => f.path === target.path)!;
+    await upload(target.url, path.join(dir, file.path), file.size);
+  }
+  return files;
+}

@@ -1,0 +1,21 @@
+import { adaptersRouter } from './routers/adapters';
+import { authRouter } from './routers/auth';
+import { baseModelsRouter } from './routers/base-models';
+import { datasetsRouter } from './routers/datasets';
+import { evalsRouter } from './routers/evals';
+import { finetuneRouter } from './routers/finetune';
+import { runnerRouter } from './routers/runner';
+import { createCallerFactory, router } from './trpc';
+
+export const appRouter = router({
+  auth: authRouter,
+  adapters: adaptersRouter,
+  baseModels: baseModelsRouter,
+  datasets: datasetsRouter,
+  finetune: finetuneRouter,
+  evals: evalsRouter,
+  runner: runnerRouter,
+});
+
+export type AppRouter = typeof appRouter;
+export const createCaller = createCallerFactory(appRouter);

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { findAdapter, getAdapterPage } from '../../services/adapters';
+import { createEvaluationJob, leaderboard, listTasks, registerTask } from '../../services/evaluations';
+import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
+import { adminProcedure, publicProcedure, router, userProcedure } from '../trpc';
+
+export const evalsRouter = router({
+  tasks: publicProcedure.query(({ ctx }) => listTasks(ctx.db)),
+
+  leaderboard: publicProcedure
+    .input(z.object({ taskId: z.string().min(1).max(100), baseModelId: z.string().max(200).optional() }))
+    .query(({ ctx, input }) => leaderboard(ctx.db, input.taskId, input.baseModelId)),
+
+  /** Queues an evaluation of a public adapter version on one task. */
+  request: userProcedure('evaluate')
+    .input(z.object({ namespace: z.string(), name: z.string(), version: z.number().int().positive().optional(), taskId: z.string(), limit: z.number().int().positive().nullable().default(null) }))
+    .mutation(async ({ ctx, input }) => {
+      await findAdapter(ctx.db, input.namespace, input.name);
+      const page = await getAdapterPage(ctx.db, input.namespace, input.name, input.version);
+      return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id });
+    }),
+
+  beginTaskUpload: adminProcedure
+    .input(z.object({ file: uploadFile }))
+    .mutation(({ ctx, input }) => beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'benchmark', files: [input.file] })),
+
+  registerTask: adminProcedure
+    .input(z.object({
+      uploadId: z.string().uuid(), id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,99}$/), displayName: z.string().min(1).max(200),
+      description: z.string().max(4000), domain: z.string().min(1).max(50), itemCount: z.number().int().positive(),
+    }))
+    .mutation(async ({ ctx, input }) => {
+      const [file] = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'benchmark');
+      const task = await registerTask(ctx.db, { ...input, file: file! });
+      await closeUpload(ctx.db, input.uploadId);
+      return task;
+    }),
+});

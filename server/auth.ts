@@ -1,0 +1,110 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { hash, verify } from '@node-rs/argon2';
+import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import type { AuthOptions } from 'next-auth';
+import CredentialsProvider from 'next-auth/providers/credentials';
+import { apiTokens, namespaces, runnerTokens, users } from '@/drizzle/schema';
+import { getDb, type Db } from './db';
+import { getEnv } from './env';
+
+export interface SessionUser {
+  id: string;
+  email: string;
+  namespaceId: string;
+  namespace: string;
+  isAdmin: boolean;
+}
+
+export const API_TOKEN_PREFIX = 'amk_';
+export const RUNNER_TOKEN_PREFIX = 'amr_';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Makes a token secret; the caller stores only its hash and shows the secret once. */
+export function newTokenSecret(prefix: string): { secret: string; prefix: string; hash: string } {
+  const secret = prefix + randomBytes(24).toString('base64url');
+  return { secret, prefix: secret.slice(0, prefix.length + 6), hash: hashToken(secret) };
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  return hash(password);
+}
+
+export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  try {
+    return await verify(passwordHash, password);
+  } catch {
+    return false;
+  }
+}
+
+async function loadUser(db: Db, where: ReturnType<typeof eq>): Promise<SessionUser | null> {
+  const [row] = await db
+    .select({ id: users.id, email: users.email, namespaceId: users.namespaceId, namespace: namespaces.name, isAdmin: users.isAdmin })
+    .from(users)
+    .innerJoin(namespaces, eq(namespaces.id, users.namespaceId))
+    .where(where)
+    .limit(1);
+  return row ?? null;
+}
+
+export async function userByCredentials(db: Db, email: string, password: string): Promise<SessionUser | null> {
+  const [row] = await db.select({ id: users.id, passwordHash: users.passwordHash }).from(users).where(eq(users.email, email.toLowerCase())).limit(1);
+  if (!row || !(await verifyPassword(row.passwordHash, password))) return null;
+  return loadUser(db, eq(users.id, row.id));
+}
+
+export async function userById(db: Db, id: string): Promise<SessionUser | null> {
+  return loadUser(db, eq(users.id, id));
+}
+
+/** Resolves a personal API token to its user and scopes; null when unknown, revoked or expired. */
+export async function userByApiToken(db: Db, token: string): Promise<{ user: SessionUser; scopes: string[] } | null> {
+  const [row] = await db
+    .update(apiTokens)
+    .set({ lastUsedAt: sql`now()` })
+    .where(and(eq(apiTokens.tokenHash, hashToken(token)), isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`))))
+    .returning({ userId: apiTokens.userId, scopes: apiTokens.scopes });
+  if (!row) return null;
+  const user = await userById(db, row.userId);
+  return user ? { user, scopes: row.scopes } : null;
+}
+
+export async function runnerTokenId(db: Db, token: string): Promise<string | null> {
+  const [row] = await db
+    .select({ id: runnerTokens.id })
+    .from(runnerTokens)
+    .where(and(eq(runnerTokens.tokenHash, hashToken(token)), isNull(runnerTokens.revokedAt)))
+    .limit(1);
+  return row?.id ?? null;
+}
+
+export function authOptions(): AuthOptions {
+  return {
+    secret: getEnv().NEXTAUTH_SECRET,
+    session: { strategy: 'jwt', maxAge: 30 * 24 * 3600 },
+    pages: { signIn: '/signin' },
+    providers: [
+      CredentialsProvider({
+        name: 'Email and password',
+        credentials: { email: { label: 'Email', type: 'email' }, password: { label: 'Password', type: 'password' } },
+        async authorize(credentials) {
+          if (!credentials?.email || !credentials.password) return null;
+          const user = await userByCredentials(await getDb(), credentials.email, credentials.password);
+          return user ? { id: user.id, email: user.email, name: user.namespace } : null;
+        },
+      }),
+    ],
+    callbacks: {
+      jwt({ token, user }) {
+        if (user) token.sub = user.id;
+        return token;
+      },
+      session({ session, token }) {
+        return { ...session, userId: token.sub };
+      },
+    },
+  };
+}

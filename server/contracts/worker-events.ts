@@ -1,0 +1,60 @@
+import { z } from 'zod';
+
+/**
+ * Events the Python worker prints on stdout, one JSON object per line. The pydantic
+ * models in gpu-runner/worker/events.py mirror this schema, and both sides validate
+ * tests/fixtures/worker-events.jsonl.
+ */
+const base = { time: z.number() };
+
+export const failureReasons = ['out_of_memory', 'data_error', 'cuda_error', 'crash', 'timeout', 'cancelled'] as const;
+export type FailureReason = (typeof failureReasons)[number];
+
+export const workerEvent = z.discriminatedUnion('type', [
+  z.object({
+    ...base,
+    type: z.literal('started'),
+    device: z.enum(['cuda', 'cpu']),
+    dtype: z.string(),
+    hardware: z.string(),
+    versions: z.record(z.string(), z.string()),
+  }),
+  z.object({
+    ...base,
+    type: z.literal('progress'),
+    step: z.number().int().nonnegative(),
+    totalSteps: z.number().int().nonnegative(),
+    epoch: z.number().nonnegative(),
+    loss: z.number(),
+    learningRate: z.number(),
+    tokensPerSecond: z.number().nonnegative(),
+  }),
+  z.object({ ...base, type: z.literal('checkpoint'), step: z.number().int().nonnegative(), path: z.string() }),
+  z.object({
+    ...base,
+    type: z.literal('metric'),
+    name: z.string(),
+    value: z.number(),
+    subject: z.string().optional(),
+    task: z.string().optional(),
+    correct: z.number().int().nonnegative().optional(),
+    total: z.number().int().nonnegative().optional(),
+    stderr: z.number().nonnegative().optional(),
+  }),
+  z.object({ ...base, type: z.literal('artifact'), path: z.string(), role: z.enum(['adapter', 'checkpoint', 'evaluation']) }),
+  z.object({ ...base, type: z.literal('log'), level: z.enum(['debug', 'info', 'warning', 'error']), message: z.string() }),
+  z.object({ ...base, type: z.literal('finished'), summary: z.record(z.string(), z.unknown()) }),
+  z.object({ ...base, type: z.literal('failed'), reason: z.enum(failureReasons), message: z.string() }),
+]);
+
+export type WorkerEvent = z.infer<typeof workerEvent>;
+
+export const evaluationResult = z.object({
+  subject: z.string(),
+  task: z.string(),
+  correct: z.number().int().nonnegative(),
+  total: z.number().int().positive(),
+  accuracy: z.number().min(0).max(1),
+  stderr: z.number().nonnegative(),
+});
+export type EvaluationResult = z.infer<typeof evaluationResult>;

@@ -1,0 +1,50 @@
+import path from 'node:path';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import * as schema from '@/drizzle/schema';
+import { getEnv } from './env';
+import { logger } from './logger';
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+const migrationsFolder = path.join(process.cwd(), 'drizzle', 'migrations');
+
+let ready: Promise<Db> | undefined;
+
+/**
+ * Opens the database once per process and applies pending migrations.
+ * With DATABASE_URL set this is a pooled node-postgres connection (a small pool, as
+ * serverless instances each hold their own); without it, the embedded PGlite database
+ * persisted under PGLITE_DIR, which only one process may open at a time.
+ */
+export function getDb(): Promise<Db> {
+  ready ??= openDb().catch((error: unknown) => {
+    ready = undefined;
+    throw error;
+  });
+  return ready;
+}
+
+async function openDb(): Promise<Db> {
+  const env = getEnv();
+
+  if (env.DATABASE_URL) {
+    const { Pool } = await import('pg');
+    const { drizzle } = await import('drizzle-orm/node-postgres');
+    const { migrate } = await import('drizzle-orm/node-postgres/migrator');
+    const pool = new Pool({ connectionString: env.DATABASE_URL, max: 5 });
+    pool.on('error', (error) => logger.error({ err: error }, 'idle database connection failed'));
+    const db = drizzle(pool, { schema });
+    await migrate(db, { migrationsFolder });
+    logger.info({ driver: 'node-postgres' }, 'database ready');
+    return db as unknown as Db;
+  }
+
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  const client = new PGlite(path.resolve(env.PGLITE_DIR));
+  const db = drizzle(client, { schema });
+  await migrate(db, { migrationsFolder });
+  logger.info({ driver: 'pglite', dir: env.PGLITE_DIR }, 'database ready');
+  return db as unknown as Db;
+}

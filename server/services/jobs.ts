@@ -1,0 +1,306 @@
+import { randomBytes } from 'node:crypto';
+import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { adapterFiles, adapters, adapterVersions, blobs, jobEvents, jobs, namespaces, runners } from '@/drizzle/schema';
+import type { ClaimedJob, CompleteJob, Hyperparameters, RemoteFile } from '../contracts/runner';
+import type { WorkerEvent } from '../contracts/worker-events';
+import type { Db } from '../db';
+import { getEnv } from '../env';
+import { logger } from '../logger';
+import { blobKey, presignGet, presignPut } from '../storage';
+import { publishAdapterVersion, ADAPTER_NAME } from './adapters';
+import { getBaseModel } from './base-models';
+import { getDatasetVersion } from './datasets';
+import { badRequest, conflict, notFound } from './errors';
+import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
+import { verifyFiles, type UploadFile } from './uploads';
+
+/** Starting points by task difficulty; every value can be edited before starting. alpha = 2 × rank. */
+export const presets = {
+  light: { label: 'Light: rank 8', description: 'Format and style changes; smallest adapter.', rank: 8, alpha: 16 },
+  standard: { label: 'Standard: rank 16', description: 'Most domain adaptation tasks.', rank: 16, alpha: 32 },
+  heavy: { label: 'Heavy: rank 64', description: 'New knowledge or long outputs; more memory and risk of overfitting.', rank: 64, alpha: 128 },
+} as const;
+
+export interface FinetuneParams {
+  adapterName: string;
+  domain: string | null;
+  description: string;
+  hyperparameters: Hyperparameters;
+  // Items per evaluation task for the automatic evaluation after training; null evaluates all.
+  evalLimit: number | null;
+}
+
+export interface EvaluateParams {
+  taskId: string;
+  taskVersion: number;
+  configHash: string;
+  limit: number | null;
+  subjects: { key: string; adapterVersionId: number | null }[];
+}
+
+async function addEvent(db: Db, jobId: string, attempt: number, type: string, payload: Record<string, unknown>) {
+  await db.insert(jobEvents).values({ jobId, attempt, type, payload });
+}
+
+export async function createFinetuneJob(db: Db, input: { userId: string; namespaceId: string; datasetVersionId: number; baseModelId: string; params: FinetuneParams }) {
+  if (!ADAPTER_NAME.test(input.params.adapterName)) {
+    throw badRequest(`adapter name ${JSON.stringify(input.params.adapterName)} is invalid; use 1-96 letters, digits, dot, dash or underscore`);
+  }
+  await getBaseModel(db, input.baseModelId);
+  const dataset = await getDatasetVersion(db, input.datasetVersionId);
+  if (dataset.namespaceId !== input.namespaceId) throw notFound(`data set version ${input.datasetVersionId}`);
+
+  const [existing] = await db.select({ baseModelId: adapters.baseModelId }).from(adapters)
+    .where(and(eq(adapters.namespaceId, input.namespaceId), eq(adapters.name, input.params.adapterName))).limit(1);
+  if (existing && existing.baseModelId !== input.baseModelId) {
+    throw badRequest(`adapter ${input.params.adapterName} already exists on base model ${existing.baseModelId}; pick that base model or another adapter name`);
+  }
+
+  const [job] = await db.insert(jobs).values({
+    kind: 'finetune', state: 'validating', namespaceId: input.namespaceId, createdBy: input.userId, baseModelId: input.baseModelId,
+    params: input.params as unknown as Record<string, unknown>, datasetVersionId: input.datasetVersionId, maxAttempts: getEnv().JOB_MAX_ATTEMPTS,
+  }).returning({ id: jobs.id });
+  await addEvent(db, job!.id, 0, 'state', { state: 'validating' });
+
+  // The data set was validated when it was uploaded; an invalid one never reaches the queue.
+  if (!dataset.version.valid) {
+    const message = `data set ${dataset.name} version ${dataset.version.version} failed validation; fix the lines listed in its report and upload it again`;
+    await db.update(jobs).set({ state: 'failed', error: { reason: 'data_error', message }, finishedAt: sql`now()` }).where(eq(jobs.id, job!.id));
+    throw badRequest(message);
+  }
+  await db.update(jobs).set({ state: 'queued', queuedAt: sql`now()` }).where(eq(jobs.id, job!.id));
+  await addEvent(db, job!.id, 0, 'state', { state: 'queued' });
+  logger.info({ jobId: job!.id, kind: 'finetune' }, 'job queued');
+  return { jobId: job!.id };
+}
+
+/**
+ * Sends jobs whose lease ran out back to the queue, or fails them once they used every
+ * attempt. Runs before each claim and job read, so no timer process is needed.
+ */
+export async function expireLeases(db: Db): Promise<void> {
+  const expired = await db.update(jobs).set({
+    state: sql`case when ${jobs.cancelRequested} then 'cancelled' when ${jobs.attempts} >= ${jobs.maxAttempts} then 'failed' else 'queued' end`,
+    error: sql`case when ${jobs.cancelRequested} or ${jobs.attempts} < ${jobs.maxAttempts} then null
+      else jsonb_build_object('reason', 'timeout', 'message', 'the runner stopped sending heartbeats on each of ' || ${jobs.attempts} || ' attempts') end`,
+    queuedAt: sql`now()`,
+    finishedAt: sql`case when ${jobs.cancelRequested} or ${jobs.attempts} >= ${jobs.maxAttempts} then now() else null end`,
+    runnerId: null,
+  }).where(and(eq(jobs.state, 'running'), lt(jobs.leaseExpiresAt, sql`now()`))).returning({ id: jobs.id, state: jobs.state, attempts: jobs.attempts });
+
+  for (const job of expired) {
+    logger.warn({ jobId: job.id, attempts: job.attempts, state: job.state }, 'lease expired');
+    await addEvent(db, job.id, job.attempts, 'state', { state: job.state, reason: 'lease expired' });
+  }
+}
+
+export async function registerRunner(db: Db, tokenId: string, name: string, capabilities: Record<string, unknown>) {
+  const [runner] = await db.insert(runners).values({ tokenId, name, capabilities }).returning({ id: runners.id });
+  logger.info({ runnerId: runner!.id, name }, 'runner registered');
+  return { runnerId: runner!.id };
+}
+
+async function remote(path: string, sha256: string, size: number): Promise<RemoteFile> {
+  return { path, sha256, size, url: await presignGet(blobKey(sha256)) };
+}
+
+/** Claims the oldest queued job under a fresh lease; SKIP LOCKED keeps concurrent runners apart. */
+export async function claimJob(db: Db, tokenId: string, runnerId: string): Promise<ClaimedJob | null> {
+  const [runner] = await db.select().from(runners).where(and(eq(runners.id, runnerId), eq(runners.tokenId, tokenId))).limit(1);
+  if (!runner) throw notFound(`runner ${runnerId} for this token; register again`);
+  await db.update(runners).set({ lastSeenAt: sql`now()` }).where(eq(runners.id, runnerId));
+  await expireLeases(db);
+
+  const leaseSeconds = getEnv().JOB_LEASE_SECONDS;
+  const leaseToken = randomBytes(18).toString('base64url');
+  const claimed = await db.transaction(async (tx) => {
+    const [next] = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.state, 'queued'))
+      .orderBy(asc(jobs.queuedAt)).limit(1).for('update', { skipLocked: true });
+    if (!next) return null;
+    const [job] = await tx.update(jobs).set({
+      state: 'running', attempts: sql`${jobs.attempts} + 1`, runnerId, leaseToken,
+      leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})`, startedAt: sql`coalesce(${jobs.startedAt}, now())`,
+    }).where(eq(jobs.id, next.id)).returning();
+    return job!;
+  });
+  if (!claimed) return null;
+
+  await addEvent(db, claimed.id, claimed.attempts, 'state', { state: 'running', runnerId, attempt: claimed.attempts });
+  logger.info({ jobId: claimed.id, runnerId, attempt: claimed.attempts }, 'job claimed');
+
+  const base = await getBaseModel(db, claimed.baseModelId);
+  const spec: ClaimedJob = {
+    jobId: claimed.id, kind: claimed.kind, attempt: claimed.attempts, leaseToken, leaseSeconds,
+    baseModel: { id: base.id, files: await Promise.all(base.files.map((f) => remote(f.path, f.sha256, f.size))) },
+  };
+
+  if (claimed.kind === 'finetune') {
+    const params = claimed.params as unknown as FinetuneParams;
+    const dataset = await getDatasetVersion(db, claimed.datasetVersionId!);
+    spec.finetune = { dataset: await remote('data.jsonl', dataset.version.sha256, dataset.version.size), hyperparameters: params.hyperparameters };
+  } else {
+    const params = claimed.params as unknown as EvaluateParams;
+    const task = await getTask(db, params.taskId);
+    const subjects = await Promise.all(params.subjects.map(async (subject) => {
+      if (subject.adapterVersionId === null) return { key: subject.key };
+      const files = await db.select().from(adapterFiles).where(eq(adapterFiles.versionId, subject.adapterVersionId));
+      return { key: subject.key, adapterFiles: await Promise.all(files.map((f) => remote(f.path, f.sha256, f.size))) };
+    }));
+    spec.evaluate = {
+      task: { id: task.id, version: task.version, file: await remote('task.jsonl', task.dataSha256, (await taskSize(db, task.dataSha256))), limit: params.limit },
+      subjects,
+    };
+  }
+  return spec;
+}
+
+async function taskSize(db: Db, sha256: string): Promise<number> {
+  const [blob] = await db.select({ size: blobs.size }).from(blobs).where(eq(blobs.sha256, sha256)).limit(1);
+  return blob!.size;
+}
+
+/** Loads a job for a runner call; throws CONFLICT unless the caller still holds its lease. */
+async function leasedJob(db: Db, jobId: string, leaseToken: string) {
+  const [job] = await db.select().from(jobs).where(eq(jobs.id, jobId)).limit(1);
+  if (!job) throw notFound(`job ${jobId}`);
+  if (job.leaseToken !== leaseToken) throw conflict(`lease on job ${jobId} was lost (another attempt holds it); stop working on it`);
+  return job;
+}
+
+export async function heartbeat(db: Db, jobId: string, leaseToken: string) {
+  const leaseSeconds = getEnv().JOB_LEASE_SECONDS;
+  const [renewed] = await db.update(jobs).set({ leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+    .where(and(eq(jobs.id, jobId), eq(jobs.leaseToken, leaseToken), eq(jobs.state, 'running'), sql`${jobs.leaseExpiresAt} > now()`))
+    .returning({ cancel: jobs.cancelRequested });
+  if (!renewed) {
+    await leasedJob(db, jobId, leaseToken);
+    throw conflict(`lease on job ${jobId} expired or the job is no longer running; stop working on it`);
+  }
+  return { cancel: renewed.cancel, leaseSeconds };
+}
+
+export async function reportEvents(db: Db, jobId: string, leaseToken: string, events: WorkerEvent[]) {
+  const job = await leasedJob(db, jobId, leaseToken);
+  if (job.state !== 'running') throw conflict(`job ${jobId} is ${job.state}; events are accepted only while it runs`);
+  if (events.length === 0) return { accepted: 0 };
+  await db.insert(jobEvents).values(events.map((event) => ({ jobId, attempt: job.attempts, type: event.type, payload: event as unknown as Record<string, unknown> })));
+  const lastProgress = [...events].reverse().find((event) => event.type === 'progress');
+  if (lastProgress) await db.update(jobs).set({ progress: lastProgress as unknown as Record<string, unknown> }).where(eq(jobs.id, jobId));
+  return { accepted: events.length };
+}
+
+export async function outputUploadUrls(db: Db, jobId: string, leaseToken: string, files: UploadFile[]) {
+  const job = await leasedJob(db, jobId, leaseToken);
+  if (job.state !== 'running') throw conflict(`job ${jobId} is ${job.state}; uploads are accepted only while it runs`);
+  return Promise.all(files.map(async (file) => ({ path: file.path, url: await presignPut(blobKey(file.sha256), file.size, file.sha256) })));
+}
+
+/**
+ * Records a runner's outcome. Idempotent: repeating the call with the same lease returns
+ * the first result, and a runner whose lease was lost gets CONFLICT.
+ */
+export async function completeJob(db: Db, input: CompleteJob) {
+  const job = await leasedJob(db, input.jobId, input.leaseToken);
+  if (job.state !== 'running') {
+    return { state: job.state, resultVersionId: job.resultVersionId };
+  }
+  const { outcome } = input;
+
+  if (outcome.status === 'failed' || outcome.status === 'cancelled') {
+    const state = outcome.status;
+    const error = outcome.status === 'failed' ? { reason: outcome.reason, message: outcome.message } : { reason: 'cancelled', message: outcome.message };
+    await db.update(jobs).set({ state, error, summary: outcome.status === 'failed' ? { logTail: outcome.logTail } : null, finishedAt: sql`now()` })
+      .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running')));
+    await addEvent(db, job.id, job.attempts, 'state', { state, ...error });
+    logger.info({ jobId: job.id, state, reason: error.reason }, 'job ended');
+    return { state, resultVersionId: null };
+  }
+
+  if (job.kind === 'finetune') {
+    const params = job.params as unknown as FinetuneParams;
+    if (!outcome.files?.length) throw badRequest('a finished fine-tune must list its adapter files');
+    const files = await verifyFiles(db, outcome.files);
+    const dataset = await getDatasetVersion(db, job.datasetVersionId!);
+    const lineage = {
+      jobId: job.id,
+      dataset: { name: `${dataset.namespace}/${dataset.name}`, version: dataset.version.version, sha256: dataset.version.sha256 },
+      baseModelId: job.baseModelId,
+      hyperparameters: params.hyperparameters,
+      versions: outcome.summary.versions ?? null,
+      hardware: outcome.hardware,
+      wallSeconds: outcome.summary.wallSeconds ?? null,
+      trainLoss: outcome.summary.trainLoss ?? null,
+      attempt: job.attempts,
+    };
+    const published = await publishAdapterVersion(db, {
+      namespaceId: job.namespaceId, name: params.adapterName, baseModelId: job.baseModelId, files, description: params.description,
+      domain: params.domain, lineage, sourceJobId: job.id, publishedBy: job.createdBy,
+    });
+    const [updated] = await db.update(jobs).set({ state: 'succeeded', resultVersionId: published.versionId, summary: outcome.summary, finishedAt: sql`now()` })
+      .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running'))).returning({ id: jobs.id });
+    if (updated) {
+      await addEvent(db, job.id, job.attempts, 'state', { state: 'succeeded', versionId: published.versionId, version: published.version });
+      logger.info({ jobId: job.id, adapterVersionId: published.versionId }, 'fine-tune published');
+      await createEvaluationJobsForVersion(db, { versionId: published.versionId, parentJobId: job.id, limit: params.evalLimit, createdBy: job.createdBy });
+    }
+    return { state: 'succeeded' as const, resultVersionId: published.versionId };
+  }
+
+  await recordEvaluationResults(db, job, outcome.results ?? [], outcome.hardware, Number(outcome.summary.wallSeconds ?? 0));
+  await db.update(jobs).set({ state: 'succeeded', summary: outcome.summary, finishedAt: sql`now()` }).where(and(eq(jobs.id, job.id), eq(jobs.state, 'running')));
+  await addEvent(db, job.id, job.attempts, 'state', { state: 'succeeded' });
+  logger.info({ jobId: job.id }, 'evaluation recorded');
+  return { state: 'succeeded' as const, resultVersionId: null };
+}
+
+export async function cancelJob(db: Db, jobId: string, namespaceId: string) {
+  const [job] = await db.select().from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.namespaceId, namespaceId))).limit(1);
+  if (!job) throw notFound(`job ${jobId}`);
+  if (job.state === 'queued' || job.state === 'validating') {
+    await db.update(jobs).set({ state: 'cancelled', finishedAt: sql`now()`, error: { reason: 'cancelled', message: 'cancelled before it started' } }).where(eq(jobs.id, jobId));
+    await addEvent(db, jobId, job.attempts, 'state', { state: 'cancelled' });
+    return { state: 'cancelled' as const };
+  }
+  if (job.state === 'running') {
+    // The runner learns of it at its next heartbeat, stops the worker and reports `cancelled`.
+    await db.update(jobs).set({ cancelRequested: true }).where(eq(jobs.id, jobId));
+    await addEvent(db, jobId, job.attempts, 'cancel-requested', {});
+    return { state: 'running' as const };
+  }
+  throw conflict(`job ${jobId} already ended (${job.state})`);
+}
+
+export async function getJob(db: Db, jobId: string) {
+  await expireLeases(db);
+  const [row] = await db.select({ job: jobs, namespace: namespaces.name }).from(jobs).innerJoin(namespaces, eq(namespaces.id, jobs.namespaceId)).where(eq(jobs.id, jobId)).limit(1);
+  if (!row) throw notFound(`job ${jobId}`);
+  const { job } = row;
+
+  const progress = await db.select({ payload: jobEvents.payload, attempt: jobEvents.attempt }).from(jobEvents)
+    .where(and(eq(jobEvents.jobId, jobId), eq(jobEvents.type, 'progress'))).orderBy(asc(jobEvents.id));
+  const logs = await db.select({ type: jobEvents.type, payload: jobEvents.payload, attempt: jobEvents.attempt, createdAt: jobEvents.createdAt }).from(jobEvents)
+    .where(and(eq(jobEvents.jobId, jobId), inArray(jobEvents.type, ['log', 'state', 'started', 'metric', 'checkpoint', 'failed', 'finished', 'cancel-requested'])))
+    .orderBy(desc(jobEvents.id)).limit(200);
+
+  let result: { namespace: string; name: string; version: number } | null = null;
+  if (job.resultVersionId) {
+    const [version] = await db.select({ version: adapterVersions.version, name: adapters.name, namespace: namespaces.name }).from(adapterVersions)
+      .innerJoin(adapters, eq(adapters.id, adapterVersions.adapterId)).innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
+      .where(eq(adapterVersions.id, job.resultVersionId)).limit(1);
+    result = version ?? null;
+  }
+  const children = await db.select({ id: jobs.id, kind: jobs.kind, state: jobs.state }).from(jobs).where(eq(jobs.parentJobId, jobId));
+
+  return {
+    id: job.id, kind: job.kind, state: job.state, namespace: row.namespace, namespaceId: job.namespaceId, params: job.params,
+    attempts: job.attempts, maxAttempts: job.maxAttempts, cancelRequested: job.cancelRequested, progress: job.progress, summary: job.summary,
+    error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children,
+    lossCurve: progress.map(({ payload, attempt }) => ({ attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number })),
+    events: logs.reverse(),
+  };
+}
+
+export async function listJobs(db: Db, namespaceId: string) {
+  return db.select({ id: jobs.id, kind: jobs.kind, state: jobs.state, params: jobs.params, createdAt: jobs.createdAt, finishedAt: jobs.finishedAt })
+    .from(jobs).where(eq(jobs.namespaceId, namespaceId)).orderBy(desc(jobs.createdAt)).limit(100);
+}

@@ -1,0 +1,137 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createClient, type Client } from '../../lib/trpc-client';
+import { ensureUser } from '../../scripts/seed-lib';
+import { adminToken, appUrl, testEnv } from './env';
+
+export async function newUser(prefix: string): Promise<{ client: Client; token: string; namespace: string; email: string; password: string }> {
+  const id = randomUUID().slice(0, 8);
+  const user = { email: `${prefix}-${id}@example.com`, password: 'password-123', namespace: `${prefix}-${id}` };
+  const { token } = await ensureUser(createClient({ url: appUrl }), user);
+  return { client: createClient({ url: appUrl, token }), token, namespace: user.namespace, email: user.email, password: user.password };
+}
+
+export async function adminClient(): Promise<Client> {
+  return createClient({ url: appUrl, token: await adminToken() });
+}
+
+export interface RunnerProcess {
+  child: ChildProcess;
+  output: string[];
+  stop(): Promise<void>;
+}
+
+/** Starts a real runner process (its own process group, so a test can kill it with its worker). */
+export async function startRunner(name: string, extraEnv: Record<string, string> = {}): Promise<RunnerProcess> {
+  const { token } = await (await adminClient()).runner.createToken.mutate({ name });
+  const workDir = await fs.mkdtemp(path.join(os.tmpdir(), `runner-${name}-`));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'gpu-runner/src/main.ts'], {
+    env: {
+      ...process.env, APP_URL: appUrl, RUNNER_TOKEN: token, RUNNER_NAME: name, RUNNER_WORK_DIR: path.join(workDir, 'work'),
+      RUNNER_CACHE_DIR: path.join(workDir, 'cache'), RUNNER_POLL_SECONDS: '0.5', LOG_LEVEL: 'info', ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const output: string[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  return {
+    child,
+    output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+      await exited;
+    },
+  };
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 120_000, intervalMs = 500): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export async function waitForJob(client: Client, jobId: string, states: string[], timeoutMs = 180_000) {
+  return waitFor(`job ${jobId} to reach ${states.join(' or ')}`, async () => {
+    const job = await client.finetune.get.query({ jobId });
+    return states.includes(job.state) ? job : null;
+  }, timeoutMs);
+}
+
+/** Writes a safetensors file: an 8-byte header length, the JSON header, then the tensors' bytes (F32). */
+export function safetensorsBytes(tensors: Record<string, { shape: number[]; values?: (i: number) => number }>, metadata?: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
+  const buffers: Buffer[] = [];
+  let offset = 0;
+  for (const [name, tensor] of Object.entries(tensors)) {
+    const count = tensor.shape.reduce((a, b) => a * b, 1);
+    const data = Buffer.alloc(count * 4);
+    for (let i = 0; i < count; i++) data.writeFloatLE(tensor.values ? tensor.values(i) : 0.01 * ((i % 7) - 3), i * 4);
+    header[name] = { dtype: 'F32', shape: tensor.shape, data_offsets: [offset, offset + data.length] };
+    buffers.push(data);
+    offset += data.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, ...buffers]);
+}
+
+export interface TinyModelManifest {
+  modules: Record<string, { kind: string; shape: [number, number] }>;
+}
+
+export async function tinyManifest(): Promise<TinyModelManifest> {
+  return JSON.parse(await fs.readFile(path.join(testEnv.TINY_MODEL_DIR, 'manifest.json'), 'utf8'));
+}
+
+/**
+ * Builds a PEFT LoRA adapter folder for the tiny base model in TypeScript, so tests can also
+ * craft broken ones. `mutate` edits the tensor table before it is written.
+ */
+export async function writeAdapterFolder(options: { rank?: number; targets?: string[]; mutate?: (tensors: Record<string, { shape: number[] }>) => void; config?: Record<string, unknown>; readme?: string } = {}): Promise<string> {
+  const rank = options.rank ?? 4;
+  const targets = options.targets ?? ['q_proj', 'v_proj'];
+  const manifest = await tinyManifest();
+  const tensors: Record<string, { shape: number[] }> = {};
+  for (const [name, module] of Object.entries(manifest.modules)) {
+    if (module.kind !== 'linear' || !targets.some((t) => name.endsWith(`.${t}`))) continue;
+    const [out, inFeatures] = module.shape;
+    tensors[`base_model.model.${name}.lora_A.weight`] = { shape: [rank, inFeatures] };
+    tensors[`base_model.model.${name}.lora_B.weight`] = { shape: [out, rank] };
+  }
+  options.mutate?.(tensors);
+
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'adapter-'));
+  const config = { peft_type: 'LORA', task_type: 'CAUSAL_LM', r: rank, lora_alpha: rank * 2, lora_dropout: 0, target_modules: targets, base_model_name_or_path: 'tiny-llama', bias: 'none', ...options.config };
+  await fs.writeFile(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
+  await fs.writeFile(path.join(dir, 'adapter_model.safetensors'), safetensorsBytes(tensors));
+  await fs.writeFile(path.join(dir, 'README.md'), options.readme ?? '---\nbase_model: tiny-llama\nlibrary_name: peft\n---\n# Test adapter\n\nHand-built for tests.\n');
+  return dir;
+}
+
+/** Runs the CLI as a user would, returning its exit code and output. */
+export function runCli(args: string[], token: string): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args, '--url', appUrl, '--token', token], { encoding: 'utf8', timeout: 120_000 });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs a Python snippet in the worker's virtual environment. */
+export function runPython(code: string, args: string[] = []): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync('.venv/bin/python', ['-c', code, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}

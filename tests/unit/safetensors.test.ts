@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_HEADER_BYTES, parseHeader, readHeaderLength, SafetensorsError } from '../../server/formats/safetensors';
+import { safetensorsBytes } from '../setup/helpers';
+
+function parse(bytes: Buffer) {
+  const length = readHeaderLength(bytes.subarray(0, 8), bytes.length);
+  return parseHeader(bytes.subarray(8, 8 + length), bytes.length);
+}
+
+function withHeader(header: unknown, dataBytes = 0): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, Buffer.alloc(dataBytes)]);
+}
+
+describe('safetensors header parser', () => {
+  it('reads tensors and metadata of a valid file', () => {
+    const parsed = parse(safetensorsBytes({ a: { shape: [2, 3] }, b: { shape: [4] } }, { format: 'pt' }));
+    expect(parsed.tensors.map((t) => [t.name, t.shape])).toEqual([['a', [2, 3]], ['b', [4]]]);
+    expect(parsed.metadata).toEqual({ format: 'pt' });
+  });
+
+  it('rejects a file shorter than the length prefix', () => {
+    expect(() => readHeaderLength(new Uint8Array(0), 0)).toThrow(/8-byte header length/);
+  });
+
+  it('rejects a header length beyond the file', () => {
+    const bytes = withHeader({});
+    bytes.writeBigUInt64LE(10_000n);
+    expect(() => parse(bytes)).toThrow(/runs past the end/);
+  });
+
+  it('rejects a header length above the cap before allocating', () => {
+    const bytes = Buffer.alloc(8);
+    bytes.writeBigUInt64LE(BigInt(MAX_HEADER_BYTES) + 1n);
+    expect(() => readHeaderLength(bytes, 2 ** 40)).toThrow(/exceeds the limit/);
+  });
+
+  it('rejects an unknown dtype', () => {
+    expect(() => parse(withHeader({ a: { dtype: 'F7', shape: [1], data_offsets: [0, 1] } }, 1))).toThrow(/unknown dtype "F7"/);
+  });
+
+  it('rejects overlapping tensors', () => {
+    const header = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } };
+    expect(() => parse(withHeader(header, 12))).toThrow(/a and b overlap/);
+  });
+
+  it('rejects offsets outside the data section', () => {
+    expect(() => parse(withHeader({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 4))).toThrow(/outside the 4-byte data section/);
+  });
+
+  it('rejects a shape that disagrees with the byte span', () => {
+    expect(() => parse(withHeader({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8))).toThrow(/needs 12 bytes but data_offsets span 8/);
+  });
+
+  it('rejects a huge shape without overflowing', () => {
+    const header = { a: { dtype: 'F32', shape: [2 ** 31, 2 ** 31, 2 ** 31], data_offsets: [0, 8] } };
+    expect(() => parse(withHeader(header, 8))).toThrow(SafetensorsError);
+  });
+
+  it('rejects a header that is not a JSON object', () => {
+    expect(() => parse(withHeader([1, 2]))).toThrow(/must be a JSON object/);
+  });
+
+  it('survives random bytes without crashing', () => {
+    let seed = 12345;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 2000; round++) {
+      const base = safetensorsBytes({ w: { shape: [3, 2] } });
+      for (let flips = 0; flips < 4; flips++) base[Math.floor(random() * base.length)] = Math.floor(random() * 256);
+      try {
+        parse(base);
+      } catch (error) {
+        expect(error).toBeInstanceOf(SafetensorsError);
+      }
+    }
+  });
+});
