@@ -4,13 +4,13 @@ import path from 'node:path';
 import { describeFile, describeFolder, putFiles } from '../cli/upload';
 import type { Client } from '../lib/trpc-client';
 
-export async function ensureUser(client: Client, input: { email: string; password: string; namespace: string }) {
+export async function ensureUser(client: Client, input: { email: string; password: string; namespace: string }, options: { admin?: boolean } = {}) {
   try {
     await client.auth.signUp.mutate(input);
   } catch (error) {
     if ((error as { data?: { code?: string } }).data?.code !== 'CONFLICT') throw error;
   }
-  return client.auth.issueToken.mutate({ email: input.email, password: input.password, name: 'seed', scopes: ['read', 'write', 'fine-tune', 'evaluate', 'admin'], expiresInDays: 30 });
+  return client.auth.issueToken.mutate({ email: input.email, password: input.password, name: 'seed', scopes: ['read', 'write', 'fine-tune', 'evaluate', ...(options.admin ? ['admin' as const] : [])], expiresInDays: 30 });
 }
 
 /** Uploads a folder written by `python -m worker prepare-base` (or make-tiny) and registers it. */

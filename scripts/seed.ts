@@ -18,7 +18,7 @@ async function main() {
   const user = { email: process.env.DEMO_EMAIL ?? 'demo@example.com', password: process.env.DEMO_PASSWORD ?? 'demo-password', namespace: process.env.DEMO_NAMESPACE ?? 'demo' };
 
   const anonymous = createClient({ url });
-  const { token } = await ensureUser(anonymous, user);
+  const { token } = await ensureUser(anonymous, user, { admin: true });
   const client = createClient({ url, token });
 
   const models = await client.baseModels.list.query();

@@ -36,6 +36,7 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
   let finished: Extract<WorkerEvent, { type: 'finished' }> | null = null;
   let failed: Extract<WorkerEvent, { type: 'failed' }> | null = null;
   let hardware = options.hardware();
+  let versions: Record<string, string> = {};
   let worker: ReturnType<typeof startWorker> | null = null;
 
   const heartbeat = async () => {
@@ -108,7 +109,10 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
       onEvent: (event) => {
         if (event.type === 'finished') finished = event;
         else if (event.type === 'failed') failed = event;
-        else if (event.type === 'started') hardware = `${event.hardware} (${event.device}, ${event.dtype})`;
+        else if (event.type === 'started') {
+          hardware = `${event.hardware} (${event.device}, ${event.dtype})`;
+          versions = event.versions;
+        }
         pending.push(event);
       },
       onLog: (line) => log.debug({ line }, 'worker output'),
@@ -126,7 +130,8 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
     if (cancelled) {
       outcome = { status: 'cancelled', message: 'cancelled by the user; the worker stopped at a step boundary' };
     } else if (finishedEvent && exit.code === 0) {
-      outcome = { status: 'succeeded', summary: finishedEvent.summary, hardware };
+      // Library versions come with the `started` event; the lineage needs them beside the summary.
+      outcome = { status: 'succeeded', summary: { ...finishedEvent.summary, versions }, hardware };
       if (job.kind === 'finetune') outcome.files = await uploadOutputs(client, lease, path.join(workDir, 'adapter'));
       else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
     } else {

@@ -17,7 +17,7 @@ export const baseModelManifest = z.object({
     num_attention_heads: z.number().int().positive(),
     vocab_size: z.number().int().positive(),
   }).passthrough(),
-  parameter_count: z.number().int().positive(),
+  parameterCount: z.number().int().positive(),
   modules: z.record(z.string(), z.object({ kind: z.enum(['linear', 'embedding']), shape: z.tuple([z.number().int().positive(), z.number().int().positive()]) })),
 });
 
@@ -32,7 +32,7 @@ export async function registerBaseModel(db: Db, input: { id: string; displayName
     displayName: input.displayName,
     architecture: input.manifest.architecture,
     modules: input.manifest.modules as Record<string, ModuleShape>,
-    parameterCount: input.manifest.parameter_count,
+    parameterCount: input.manifest.parameterCount,
     files: input.files.map(({ path, size, sha256 }) => ({ path, size, sha256 })),
     source: input.manifest.source,
   };

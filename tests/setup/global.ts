@@ -52,7 +52,7 @@ export default async function setup() {
   await waitForHealth(60_000);
 
   const anonymous = createClient({ url: appUrl });
-  const { token } = await ensureUser(anonymous, ADMIN);
+  const { token } = await ensureUser(anonymous, ADMIN, { admin: true });
   const admin = createClient({ url: appUrl, token });
   await registerBaseModelFromFolder(admin, path.resolve(testEnv.TINY_MODEL_DIR), TINY_BASE_ID, 'Tiny random Llama (tests)');
 

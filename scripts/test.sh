@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test suite against real parts: the Postgres server at 127.0.0.1:5432 (a fresh
+# adapters_test database), a fresh SeaweedFS, the production build of the app, real runner
+# processes and the real Python worker on a tiny randomly initialised Llama.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --browser
+
+export TEST_DATA=.test-data
+export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/adapters_test}
+export S3_ENDPOINT=http://127.0.0.1:8433 S3_BUCKET=adapters-test S3_ACCESS_KEY_ID=test-access-key S3_SECRET_ACCESS_KEY=test-secret-key
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+scripts/stop-pid.sh "$TEST_DATA/seaweedfs/weed.pid" || true
+rm -rf "$TEST_DATA"
+mkdir -p "$TEST_DATA"
+trap 'scripts/stop-pid.sh "$TEST_DATA/seaweedfs/weed.pid"' EXIT
+
+echo "==> starting SeaweedFS on 127.0.0.1:8433"
+scripts/seaweedfs.sh "$TEST_DATA/seaweedfs" 8433 "$S3_BUCKET" "$S3_ACCESS_KEY_ID" "$S3_SECRET_ACCESS_KEY" >/dev/null
+
+echo "==> creating a fresh test database"
+node scripts/reset-database.mjs "$DATABASE_URL"
+
+echo "==> preparing the base model and the tiny test model"
+scripts/prepare-base-model.sh
+(cd gpu-runner && ../.venv/bin/python -m worker make-tiny --out "../$TEST_DATA/tiny-llama" --tokenizer-from ../.data/models/smollm2-135m-instruct)
+
+echo "==> worker tests (pytest)"
+(cd gpu-runner && ../.venv/bin/python -m pytest worker/tests -q)
+
+echo "==> building the app"
+npx next build >"$TEST_DATA/build.log" 2>&1 || { tail -50 "$TEST_DATA/build.log"; exit 1; }
+
+echo "==> unit, integration and browser tests (vitest)"
+npx vitest run

@@ -1,0 +1,114 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toJsonl } from '../../scripts/demo-data';
+import { uploadDataset } from '../../scripts/seed-lib';
+import { TINY_BASE_ID } from '../setup/env';
+import { newUser, runCli, runPython, startRunner, waitFor, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
+
+/** Checks with the real PEFT that a pulled adapter loads on the tiny base and has non-zero lora_B weights. */
+const LOAD_ADAPTER = `
+import sys, torch
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+base = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+model = PeftModel.from_pretrained(base, sys.argv[2])
+b = [p for n, p in model.named_parameters() if 'lora_B' in n]
+print(len(b), sum(float(t.abs().sum()) for t in b))
+`;
+
+describe('publish, fine-tune, evaluate and rank end to end', () => {
+  let user: Awaited<ReturnType<typeof newUser>>;
+  let runner: RunnerProcess;
+
+  beforeAll(async () => {
+    user = await newUser('flow');
+    runner = await startRunner('flow-runner');
+  });
+  afterAll(async () => {
+    await runner?.stop();
+  });
+
+  it('publishes an adapter folder with the CLI and pulls it back', async () => {
+    const dir = await writeAdapterFolder({ rank: 4 });
+    const published = runCli(['publish', dir, '--name', 'hand-made', '--base', TINY_BASE_ID, '--domain', 'medical', '--description', 'hand-built test adapter', '--json'], user.token);
+    expect(published.stderr).toBe('');
+    expect(JSON.parse(published.stdout)).toMatchObject({ version: 1, namespace: user.namespace, name: 'hand-made' });
+
+    const again = runCli(['publish', dir, '--name', 'hand-made', '--base', TINY_BASE_ID, '--json'], user.token);
+    expect(JSON.parse(again.stdout).version).toBe(2);
+
+    const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'hand-made', version: 1 });
+    expect(page.files.map((f) => f.path)).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    expect(page.version.configSummary).toMatchObject({ rank: 4, alpha: 8, peftType: 'LORA' });
+
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'pulled-'));
+    const pulled = runCli(['pull', `${user.namespace}/hand-made@1`, '--out', out, '--json'], user.token);
+    expect(pulled.status).toBe(0);
+    expect(await fs.readFile(path.join(out, 'adapter_model.safetensors'))).toEqual(await fs.readFile(path.join(dir, 'adapter_model.safetensors')));
+
+    const search = await user.client.adapters.search.query({ query: 'hand-made', domain: 'medical' });
+    expect(search.map((a) => `${a.namespace}/${a.name}`)).toContain(`${user.namespace}/hand-made`);
+    const after = await user.client.adapters.get.query({ namespace: user.namespace, name: 'hand-made' });
+    expect(after.downloads).toBe(3);
+  });
+
+  it('fine-tunes, publishes with lineage, evaluates and ranks', async () => {
+    const train = (await fs.readFile('.test-data/demo/pubmedqa-train.jsonl', 'utf8')).split('\n').filter(Boolean).slice(0, 24).map((l) => JSON.parse(l));
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'data-')), 'pubmedqa-small.jsonl');
+    await fs.writeFile(file, toJsonl(train));
+    const dataset = await uploadDataset(user.client, file, 'pubmedqa-small', TINY_BASE_ID);
+    expect(dataset.report.valid).toBe(true);
+    expect(dataset.report.examples).toBe(24);
+    expect(dataset.report.tokens?.prompt?.max).toBeGreaterThan(50);
+
+    const created = runCli(['finetune', 'create', '--dataset', String(dataset.datasetVersionId), '--base', TINY_BASE_ID, '--name', 'pubmedqa-tiny',
+      '--domain', 'medical', '--rank', '8', '--alpha', '16', '--lr', '0.01', '--batch', '4', '--max-seq', '768', '--max-steps', '6', '--eval-limit', '20', '--json'], user.token);
+    expect(created.stderr).toBe('');
+    const { jobId } = JSON.parse(created.stdout) as { jobId: string };
+
+    const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
+    expect(job.error).toBeNull();
+    expect(job.state).toBe('succeeded');
+    expect(job.lossCurve.length).toBe(6);
+    expect(job.result).toMatchObject({ namespace: user.namespace, name: 'pubmedqa-tiny', version: 1 });
+
+    const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'pubmedqa-tiny' });
+    expect(page.version.lineage).toMatchObject({ jobId, baseModelId: TINY_BASE_ID, dataset: { sha256: expect.stringMatching(/^[0-9a-f]{64}$/) }, hyperparameters: { rank: 8, alpha: 16 } });
+    expect((page.version.lineage as { versions: Record<string, string> }).versions).toHaveProperty('torch');
+    expect(page.version.configSummary).toMatchObject({ rank: 8 });
+
+    const evaluation = await waitFor('the automatic evaluation job', async () => {
+      const parent = await user.client.finetune.get.query({ jobId });
+      return parent.children[0];
+    });
+    const evalJob = await waitForJob(user.client, evaluation.id, ['succeeded', 'failed', 'cancelled']);
+    expect(evalJob.error).toBeNull();
+
+    const board = await user.client.evals.leaderboard.query({ taskId: 'pubmedqa', baseModelId: TINY_BASE_ID });
+    const entry = board.entries.find((e) => e.adapter === `${user.namespace}/pubmedqa-tiny`);
+    expect(entry).toMatchObject({ total: 20, base: { total: 20 } });
+    expect(entry!.correct).toBeGreaterThanOrEqual(0);
+    expect(entry!.difference).toBeCloseTo(entry!.accuracy - entry!.base!.accuracy, 10);
+
+    const human = runCli(['leaderboard', 'pubmedqa'], user.token);
+    expect(human.stdout).toContain(`${user.namespace}/pubmedqa-tiny@1`);
+
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'pulled-'));
+    expect(runCli(['pull', `${user.namespace}/pubmedqa-tiny`, '--out', out], user.token).status).toBe(0);
+    const loaded = runPython(LOAD_ADAPTER, [path.resolve('.test-data/tiny-llama'), out]);
+    expect(loaded.stderr.split('\n').filter((l) => /Error|Traceback/.test(l))).toEqual([]);
+    const [pairs, magnitude] = loaded.stdout.trim().split(' ').map(Number);
+    expect(pairs).toBeGreaterThan(0);
+    expect(magnitude).toBeGreaterThan(0);
+  });
+
+  it('evaluates a published version on request and reuses the base score', async () => {
+    const created = runCli(['eval', `${user.namespace}/hand-made@1`, '--task', 'pubmedqa', '--limit', '20', '--json'], user.token);
+    const { jobId } = JSON.parse(created.stdout) as { jobId: string };
+    const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
+    expect(job.state).toBe('succeeded');
+    expect((job.params as { subjects: { key: string }[] }).subjects.map((s) => s.key)).toEqual([expect.stringMatching(/^adapter-version:/)]);
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { uploadDataset } from '../../scripts/seed-lib';
+import { TINY_BASE_ID } from '../setup/env';
+import { newUser, startRunner, waitFor, waitForJob } from '../setup/helpers';
+
+describe('runner crash', () => {
+  it('returns a job to the queue when its runner is killed, and another runner finishes it once', async () => {
+    const user = await newUser('crash');
+    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const { jobId } = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'survivor', domain: null, description: '', evalLimit: null,
+      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 4, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+    });
+
+    const first = await startRunner('doomed');
+    await waitFor('the first runner to claim the job', async () => (await user.client.finetune.get.query({ jobId })).state === 'running');
+    // SIGKILL the runner and its worker together, as when a machine dies.
+    await first.stop();
+    expect((await user.client.finetune.get.query({ jobId })).state).toBe('running');
+
+    const second = await startRunner('rescuer');
+    try {
+      const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
+      expect(job.state).toBe('succeeded');
+      expect(job.attempts).toBe(2);
+      expect(job.events.some((e) => e.type === 'state' && e.payload.reason === 'lease expired')).toBe(true);
+    } finally {
+      await second.stop();
+    }
+
+    const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'survivor' });
+    expect(page.versions).toHaveLength(1);
+    expect(page.versions[0]!.sourceJobId).toBe(jobId);
+  });
+});
