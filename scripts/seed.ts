@@ -23,7 +23,7 @@ async function main() {
 
   const models = await client.baseModels.list.query();
   if (!models.some((m) => m.id === baseId)) {
-    console.log(`registering base model ${baseId} from ${baseDir} (uploading its weights to S3)…`);
+    console.error(`registering base model ${baseId} from ${baseDir} (uploading its weights to S3)…`);
     await registerBaseModelFromFolder(client, baseDir, baseId, 'SmolLM2-135M-Instruct');
   }
 

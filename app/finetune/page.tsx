@@ -30,7 +30,7 @@ export default function FinetunePage() {
   const [uploadError, setUploadError] = useState<string | null>(null);
   const [dataset, setDataset] = useState<{ id: number; report: Report } | null>(null);
   const [preset, setPreset] = useState('standard');
-  const [form, setForm] = useState({ adapterName: '', domain: 'medical', rank: 16, alpha: 32, epochs: 1, learningRate: 0.0002, batchSize: 4, maxSeqLength: 512, maxSteps: '' });
+  const [form, setForm] = useState({ adapterName: '', domain: 'medical', rank: 16, alpha: 32, epochs: 1, learningRate: 0.0002, batchSize: 4, maxSeqLength: 512, maxSteps: '', evalLimit: '' });
   const create = useMutation(trpc.finetune.create.mutationOptions({ onSuccess: ({ jobId }) => router.push(`/jobs/${jobId}`) }));
 
   useEffect(() => {
@@ -122,11 +122,12 @@ export default function FinetunePage() {
             {numberField('batchSize', 'Batch size', '1')}
             {numberField('maxSeqLength', 'Max sequence length (tokens)', '1')}
             {numberField('maxSteps', 'Max steps (optional)', '1')}
+            {numberField('evalLimit', 'Evaluation items (empty: all)', '1')}
           </div>
           <p>
             <button disabled={create.isPending} onClick={() => create.mutate({
               datasetVersionId: dataset.id, baseModelId, adapterName: form.adapterName, domain: form.domain, description: `LoRA fine-tune on ${form.adapterName}`,
-              evalLimit: null,
+              evalLimit: form.evalLimit ? Number(form.evalLimit) : null,
               hyperparameters: {
                 rank: Number(form.rank), alpha: Number(form.alpha), epochs: Number(form.epochs), learningRate: Number(form.learningRate),
                 batchSize: Number(form.batchSize), maxSeqLength: Number(form.maxSeqLength), maxSteps: form.maxSteps ? Number(form.maxSteps) : null,
