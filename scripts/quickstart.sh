@@ -24,7 +24,8 @@ unset DATABASE_URL
 set -m
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+  # SIGINT, not SIGTERM: a runner drains on SIGTERM, finishing its job before it exits.
+  for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
   scripts/stop-pid.sh .data/seaweedfs/weed.pid
 }
 trap cleanup EXIT

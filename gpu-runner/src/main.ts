@@ -4,6 +4,7 @@ import pino from 'pino';
 import { createClient } from '../../lib/trpc-client';
 import { loadConfig } from './config';
 import { runJob } from './run-job';
+import { killAllWorkers } from './worker-process';
 
 /**
  * The runner process: registers with its token, then claims and runs one job at a time.
@@ -24,11 +25,17 @@ async function main() {
 
   const state = { draining: false };
   process.on('SIGTERM', () => {
-    if (state.draining) process.exit(143);
+    if (state.draining) {
+      killAllWorkers();
+      process.exit(143);
+    }
     state.draining = true;
     runnerLog.info('SIGTERM: finishing the current job, then exiting; send SIGTERM again to exit now');
   });
-  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGINT', () => {
+    killAllWorkers();
+    process.exit(130);
+  });
 
   let completed = 0;
   let failures = 0;

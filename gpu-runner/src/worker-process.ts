@@ -2,6 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import { workerEvent, type WorkerEvent } from '../../server/contracts/worker-events';
 
+// Live worker processes, so the runner can kill them when it must exit at once.
+const live = new Set<ChildProcess>();
+
+/** SIGKILLs every live worker; used when the runner exits without draining. */
+export function killAllWorkers(): void {
+  for (const child of live) child.kill('SIGKILL');
+}
+
 export interface WorkerHandle {
   child: ChildProcess;
   // Resolves with the exit code (or the signal name) once stdout is drained.
@@ -21,6 +29,8 @@ export function startWorker(options: { python: string; cwd: string; specPath: st
     env: { ...process.env, PYTHONUNBUFFERED: '1', HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
   const logTail: string[] = [];
   const keep = (line: string) => {
     logTail.push(line);
