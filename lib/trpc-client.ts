@@ -8,14 +8,14 @@ export interface ClientOptions {
   url: string;
   // An API token (amk_…) or runner token (amr_…); omit for anonymous reads.
   token?: string;
-  // Retries of queries on network errors and 5xx answers.
+  // Retries of queries on network errors and 5xx responses.
   retries?: number;
   fetch?: typeof fetch;
 }
 
 /**
  * Creates a typed client of the app's tRPC API. Queries are retried with backoff on
- * network errors and 5xx answers; mutations are not, since they may not be idempotent.
+ * network errors and 5xx responses; mutations are not, since they may not be idempotent.
  */
 export function createClient(options: ClientOptions) {
   const headers = () => (options.token ? { authorization: `Bearer ${options.token}` } : {});

@@ -50,7 +50,7 @@ interface PubmedItem { QUESTION: string; CONTEXTS: string[]; final_decision: 'ye
 
 export const PUBMEDQA_CHOICES = ['yes', 'no', 'maybe'];
 
-/** The prompt shared by training and evaluation, so the adapter is scored on what it learned. */
+/** Builds the prompt shared by training and evaluation, so the adapter is scored on what it learned. */
 export function pubmedqaPrompt(item: PubmedItem): string {
   return `Answer the biomedical research question using the abstract. Reply with yes, no or maybe.\n\nAbstract: ${item.CONTEXTS.join(' ')}\n\nQuestion: ${item.QUESTION}`;
 }

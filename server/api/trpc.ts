@@ -55,7 +55,7 @@ export const createCallerFactory = t.createCallerFactory;
 
 export const publicProcedure = t.procedure;
 
-/** A signed-in user, or an API token holding `scope`. */
+/** Builds a procedure for a signed-in user, or an API token that has `scope`. */
 export function userProcedure(scope: 'read' | 'write' | 'fine-tune' | 'evaluate' | 'admin') {
   return t.procedure.use(({ ctx, next }) => {
     if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'sign in or pass an API token as `Authorization: Bearer amk_…`' });

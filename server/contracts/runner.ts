@@ -30,7 +30,7 @@ export type Capabilities = z.infer<typeof capabilities>;
 const remoteFile = z.object({ path: z.string(), size: z.number().int().nonnegative(), sha256: z.string(), url: z.string().url() });
 export type RemoteFile = z.infer<typeof remoteFile>;
 
-/** What a runner receives when it claims a job: everything it needs, with presigned URLs. */
+/** The claimed job sent to a runner: every input it needs, as presigned URLs. */
 export const claimedJob = z.object({
   jobId: z.string().uuid(),
   kind: z.enum(['finetune', 'evaluate']),

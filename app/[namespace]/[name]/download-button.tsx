@@ -6,7 +6,7 @@ import { useTRPC } from '@/lib/trpc-react';
 export function DownloadButton(props: { namespace: string; name: string; version: number; path: string }) {
   const trpc = useTRPC();
   const download = useMutation(trpc.adapters.downloadUrl.mutationOptions({
-    // The presigned URL answers with Content-Disposition: attachment, so the page stays.
+    // The presigned URL responds with Content-Disposition: attachment, so the page stays.
     onSuccess: ({ url }) => { window.location.href = url; },
   }));
   return (

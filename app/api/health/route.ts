@@ -6,7 +6,7 @@ import { checkBucket } from '@/server/storage';
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 
-/** Reports whether the database and the S3 bucket answer; 503 when either does not. */
+/** Checks that the database and the S3 bucket respond; returns 503 when either does not. */
 export async function GET() {
   const checks: Record<string, 'ok' | string> = {};
   try {

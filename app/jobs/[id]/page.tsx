@@ -6,7 +6,7 @@ import { useTRPC } from '@/lib/trpc-react';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
 
-/** An SVG line chart of training loss against step. */
+/** Draws training loss against step as an SVG line chart. */
 function LossCurve({ points }: { points: { step: number; loss: number }[] }) {
   if (points.length < 2) return <p className="muted">The loss curve appears after two training steps.</p>;
   const width = 640;

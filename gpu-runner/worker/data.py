@@ -1,0 +1,202 @@
+"""Training data: reading the JSONL data set, chat rendering, assistant-only labels, batching."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from jinja2 import TemplateError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import DataError
+
+# Label value that torch's cross-entropy and transformers treat as "no loss here".
+IGNORE_INDEX = -100
+
+
+class _LineModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatMessage(_LineModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class PromptCompletionLine(_LineModel):
+    prompt: str = Field(min_length=1)
+    completion: str = Field(min_length=1)
+
+
+class MessagesLine(_LineModel):
+    messages: list[ChatMessage] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    line_number: int
+    messages: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class TokenizedExample:
+    line_number: int
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def label_count(self) -> int:
+        return sum(label != IGNORE_INDEX for label in self.labels)
+
+
+def read_jsonl_objects(path: Path) -> list[tuple[int, Any]]:
+    """Return (line number, parsed JSON) for every non-blank line, raising DataError on bad JSON."""
+    try:
+        # utf-8-sig drops a byte order mark, which the server's validation accepts.
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise DataError(f"data file {str(path)!r} not found; the runner must download it before starting the worker") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read data file {str(path)!r} as UTF-8 text: {error}") from error
+
+    objects = []
+    # Split on newlines only: str.splitlines() also breaks on U+2028, U+0085 and others,
+    # which JSON strings may contain unescaped.
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            objects.append((line_number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path.name} line {line_number}: invalid JSON ({error.msg} at column {error.colno})") from error
+    if not objects:
+        raise DataError(f"data file {str(path)!r} contains no JSON lines")
+    return objects
+
+
+def parse_conversation(line_number: int, value: Any, file_name: str) -> Conversation:
+    """Turn one data set line into chat messages, raising DataError when it fits neither line form."""
+    if isinstance(value, dict) and "messages" in value:
+        try:
+            line = MessagesLine.model_validate(value)
+        except ValidationError as error:
+            raise DataError(f"{file_name} line {line_number}: invalid messages line: {_brief(error)}") from error
+        if not any(message.role == "assistant" for message in line.messages):
+            raise DataError(f"{file_name} line {line_number}: messages contain no assistant turn, so there is nothing to train on")
+        return Conversation(line_number, [message.model_dump() for message in line.messages])
+
+    try:
+        pair = PromptCompletionLine.model_validate(value)
+    except ValidationError as error:
+        raise DataError(
+            f"{file_name} line {line_number}: expected {{\"prompt\": str, \"completion\": str}} or "
+            f"{{\"messages\": [...]}}: {_brief(error)}"
+        ) from error
+    return Conversation(
+        line_number,
+        [{"role": "user", "content": pair.prompt}, {"role": "assistant", "content": pair.completion}],
+    )
+
+
+def _brief(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'line'}: {item['msg']}" for item in error.errors()
+    )
+
+
+def read_conversations(path: Path) -> list[Conversation]:
+    return [parse_conversation(number, value, path.name) for number, value in read_jsonl_objects(path)]
+
+
+def render_with_assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """Render messages with the chat template and return the text and each assistant turn's character span.
+
+    A span starts where the template's generation prompt for that turn ends. It stops
+    at the end of the turn's rendering, less trailing whitespace. So it covers the
+    content and the end-of-turn token (`<|im_end|>` in ChatML), but not the line break
+    between turns. Spans are found by rendering each prefix of the conversation, which
+    works when the template renders a prefix of the messages as a prefix of the text,
+    as ChatML templates do. Any other template raises DataError.
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
+        through = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False).rstrip()
+        if not (text.startswith(through) and through.startswith(before)):
+            raise DataError(
+                "the chat template does not render the conversation prefix by prefix, so assistant tokens "
+                f"cannot be located (assistant message {index})"
+            )
+        spans.append((len(before), len(through)))
+    return text, spans
+
+
+def tokenize_conversation(tokenizer: Any, conversation: Conversation, max_seq_length: int) -> TokenizedExample:
+    """Tokenize a conversation, labelling only assistant tokens, truncated to max_seq_length tokens.
+
+    A token is labelled when its first character lies inside an assistant span, so a
+    token that merges the generation prompt with the first content character stays
+    unlabelled. Labels are aligned with input_ids; the loss shifts them.
+    """
+    try:
+        text, spans = render_with_assistant_spans(tokenizer, conversation.messages)
+    except TemplateError as error:
+        raise DataError(f"line {conversation.line_number}: the chat template rejected the messages: {error}") from error
+    except DataError as error:
+        raise DataError(f"line {conversation.line_number}: {error}") from error
+
+    # The rendered text already contains the template's special tokens, so the
+    # tokenizer must not add a second BOS.
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids = list(encoding["input_ids"])[:max_seq_length]
+    offsets = encoding["offset_mapping"][: len(input_ids)]
+
+    labels = []
+    for token_id, (start, _end) in zip(input_ids, offsets):
+        in_assistant_turn = any(span_start <= start < span_end for span_start, span_end in spans)
+        labels.append(token_id if in_assistant_turn else IGNORE_INDEX)
+    return TokenizedExample(conversation.line_number, input_ids, labels)
+
+
+def tokenize_dataset(
+    tokenizer: Any, conversations: list[Conversation], max_seq_length: int
+) -> tuple[list[TokenizedExample], list[int]]:
+    """Tokenize every conversation and return the usable examples and the line numbers dropped.
+
+    An example is dropped when truncation removed all of its assistant tokens, because
+    it would add no loss. Raises DataError when every example was dropped.
+    """
+    examples = []
+    dropped_lines = []
+    for conversation in conversations:
+        example = tokenize_conversation(tokenizer, conversation, max_seq_length)
+        if example.label_count == 0:
+            dropped_lines.append(conversation.line_number)
+        else:
+            examples.append(example)
+    if not examples:
+        raise DataError(
+            f"no example keeps an assistant token within maxSeqLength={max_seq_length} tokens; "
+            "raise maxSeqLength or shorten the prompts"
+        )
+    return examples, dropped_lines
+
+
+def collate(examples: list[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch to its longest example; padding gets attention 0 and label IGNORE_INDEX."""
+    length = max(len(example.input_ids) for example in examples)
+    input_ids = torch.full((len(examples), length), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    for row, example in enumerate(examples):
+        size = len(example.input_ids)
+        input_ids[row, :size] = torch.tensor(example.input_ids, dtype=torch.long)
+        labels[row, :size] = torch.tensor(example.labels, dtype=torch.long)
+        attention_mask[row, :size] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

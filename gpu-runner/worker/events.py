@@ -1,0 +1,181 @@
+"""Pydantic models of the events the worker prints on stdout, one JSON object per line.
+
+The same schema lives in `server/contracts/worker-events.ts` (zod), and both test
+suites validate `tests/fixtures/worker-events.jsonl`, so a change here needs a change
+there and in `docs/worker-contract.md`. Optional fields are left out of the JSON
+rather than written as null, because zod's `.optional()` rejects null.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal, TextIO, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator, model_validator
+
+FailureReason = Literal["out_of_memory", "data_error", "cuda_error", "crash", "timeout", "cancelled"]
+ArtifactRole = Literal["adapter", "checkpoint", "evaluation"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+# Validation context key set by parse_event.
+_PARSING = "parsing"
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class _StrictModel(BaseModel):
+    # NaN and infinity are rejected because JSON has no literal for them.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _Event(_StrictModel):
+    # The default serves the worker, which stamps events as it builds them. A line
+    # read back with parse_event must carry its own time, as the contract requires.
+    time: float = Field(default_factory=time.time, gt=0, description="Unix time in seconds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _require_time_when_parsing(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get(_PARSING) and isinstance(data, dict) and "time" not in data:
+            raise ValueError("field 'time' is required")
+        return data
+
+
+class Versions(_StrictModel):
+    python: str
+    torch: str
+    transformers: str
+    peft: str
+
+
+class StartedEvent(_Event):
+    type: Literal["started"] = "started"
+    device: Literal["cuda", "cpu"]
+    dtype: Literal["float32", "bfloat16", "float16"]
+    hardware: str = Field(min_length=1)
+    versions: Versions
+
+
+class ProgressEvent(_Event):
+    type: Literal["progress"] = "progress"
+    step: int = Field(ge=1)
+    totalSteps: int = Field(ge=1)
+    epoch: NonNegativeFloat
+    loss: NonNegativeFloat
+    learningRate: NonNegativeFloat
+    tokensPerSecond: NonNegativeFloat
+
+
+class CheckpointEvent(_Event):
+    type: Literal["checkpoint"] = "checkpoint"
+    step: NonNegativeInt
+    path: str = Field(min_length=1)
+
+
+class MetricEvent(_Event):
+    type: Literal["metric"] = "metric"
+    name: str = Field(min_length=1)
+    value: float
+    subject: str | None = None
+    task: str | None = None
+    correct: NonNegativeInt | None = None
+    total: NonNegativeInt | None = None
+    stderr: NonNegativeFloat | None = None
+
+
+class ArtifactEvent(_Event):
+    type: Literal["artifact"] = "artifact"
+    path: str
+    role: ArtifactRole
+
+    @field_validator("path")
+    @classmethod
+    def _require_absolute_path(cls, path: str) -> str:
+        if not PurePosixPath(path).is_absolute():
+            raise ValueError(f"artifact path {path!r} must be absolute")
+        return path
+
+
+class LogEvent(_Event):
+    type: Literal["log"] = "log"
+    level: LogLevel
+    message: str
+
+
+class FinetuneSummary(_StrictModel):
+    steps: NonNegativeInt
+    epochs: NonNegativeFloat
+    trainLoss: NonNegativeFloat
+    finalLoss: NonNegativeFloat
+    wallSeconds: NonNegativeFloat
+    tokensPerSecond: NonNegativeFloat
+    peakMemoryBytes: NonNegativeInt
+    trainableParameters: NonNegativeInt
+    totalParameters: NonNegativeInt
+    examples: NonNegativeInt
+    trainTokens: NonNegativeInt
+
+
+class EvaluationResult(_StrictModel):
+    subject: str = Field(min_length=1)
+    task: str = Field(min_length=1)
+    correct: NonNegativeInt
+    total: int = Field(ge=1)
+    accuracy: float = Field(ge=0, le=1)
+    stderr: NonNegativeFloat
+
+
+class EvaluationSummary(_StrictModel):
+    results: list[EvaluationResult]
+
+
+class FinishedEvent(_Event):
+    type: Literal["finished"] = "finished"
+    # The two summaries share no field names and forbid extra fields, so validation
+    # picks exactly one of them.
+    summary: FinetuneSummary | EvaluationSummary
+
+
+class FailedEvent(_Event):
+    type: Literal["failed"] = "failed"
+    reason: FailureReason
+    message: str = Field(min_length=1)
+
+
+WorkerEvent = Annotated[
+    Union[
+        StartedEvent,
+        ProgressEvent,
+        CheckpointEvent,
+        MetricEvent,
+        ArtifactEvent,
+        LogEvent,
+        FinishedEvent,
+        FailedEvent,
+    ],
+    Field(discriminator="type"),
+]
+
+worker_event_adapter: TypeAdapter[WorkerEvent] = TypeAdapter(WorkerEvent)
+
+
+def parse_event(line: str) -> WorkerEvent:
+    """Validate one JSON line against the event schema and return the typed event."""
+    return worker_event_adapter.validate_json(line, context={_PARSING: True})
+
+
+class EventWriter:
+    """Writes events as JSON lines to the stream the runner reads, flushing each line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+
+    def emit(self, event: _Event) -> None:
+        self._stream.write(event.model_dump_json(exclude_none=True) + "\n")
+        self._stream.flush()
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self.emit(LogEvent(level=level, message=message))

@@ -1,0 +1,109 @@
+"""Pydantic models of the job spec that the runner writes (see docs/worker-contract.md).
+
+Unknown fields are rejected so that a misspelt hyperparameter fails the job instead
+of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from .errors import SpecError
+
+
+class _SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _require_absolute(path: str) -> str:
+    if not Path(path).is_absolute():
+        raise ValueError(f"path {path!r} must be absolute because the worker's working directory is not the job's")
+    return path
+
+
+AbsolutePath = Annotated[str, Field(min_length=1), AfterValidator(_require_absolute)]
+
+
+class BaseModelRef(_SpecModel):
+    id: str = Field(min_length=1, description="Marketplace id of the base model, written into the adapter's metadata.")
+    path: AbsolutePath
+
+
+class Hyperparameters(_SpecModel):
+    rank: int = Field(ge=1)
+    alpha: float = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    targetModules: Literal["all-linear"] | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    learningRate: float = Field(gt=0)
+    epochs: int = Field(ge=1)
+    maxSteps: int | None = Field(ge=1)
+    batchSize: int = Field(ge=1)
+    gradientAccumulation: int = Field(ge=1)
+    maxSeqLength: int = Field(ge=2)
+    warmupRatio: float = Field(ge=0, le=1)
+    seed: int
+
+
+class FinetuneSection(_SpecModel):
+    datasetPath: AbsolutePath
+    outputDir: AbsolutePath
+    hyperparameters: Hyperparameters
+
+
+class TaskRef(_SpecModel):
+    name: str = Field(min_length=1)
+    path: AbsolutePath
+    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first `limit` items.")
+
+
+class Subject(_SpecModel):
+    key: str = Field(min_length=1)
+    adapterPath: AbsolutePath | None = Field(default=None, description="Adapter folder; absent for the base model alone.")
+
+
+class EvaluateSection(_SpecModel):
+    task: TaskRef
+    subjects: Annotated[list[Subject], Field(min_length=1)]
+
+    @field_validator("subjects")
+    @classmethod
+    def _require_unique_keys(cls, subjects: list[Subject]) -> list[Subject]:
+        keys = [subject.key for subject in subjects]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"subject keys must be unique, but {duplicates} occur more than once")
+        return subjects
+
+
+class _JobBase(_SpecModel):
+    jobId: str = Field(min_length=1)
+    workDir: AbsolutePath
+    baseModel: BaseModelRef
+
+
+class FinetuneJob(_JobBase):
+    kind: Literal["finetune"]
+    finetune: FinetuneSection
+
+
+class EvaluateJob(_JobBase):
+    kind: Literal["evaluate"]
+    evaluate: EvaluateSection
+
+
+JobSpec = Annotated[Union[FinetuneJob, EvaluateJob], Field(discriminator="kind")]
+
+
+def load_spec(path: Path) -> FinetuneJob | EvaluateJob:
+    """Read and validate the job spec file, raising SpecError with every problem found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError(f"cannot read job spec {str(path)!r}: {error}") from error
+    try:
+        return TypeAdapter(JobSpec).validate_json(text)
+    except ValidationError as error:
+        raise SpecError(f"invalid job spec {str(path)!r}: {error}") from error

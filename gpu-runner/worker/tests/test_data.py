@@ -1,0 +1,153 @@
+"""Data set parsing, assistant-only labels and collation, with the real SmolLM2 tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from worker.data import (
+    IGNORE_INDEX,
+    Conversation,
+    collate,
+    read_conversations,
+    tokenize_conversation,
+    tokenize_dataset,
+)
+from worker.errors import DataError
+
+MULTI_TURN = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Double 3."},
+    {"role": "assistant", "content": "6"},
+    {"role": "user", "content": "And triple it?"},
+    {"role": "assistant", "content": "9, because\n3 times 3 is 9."},
+]
+
+
+def labelled_runs(input_ids: list[int], labels: list[int]) -> list[list[int]]:
+    """Return the maximal runs of consecutive labelled token ids."""
+    runs: list[list[int]] = []
+    previous_labelled = False
+    for token_id, label in zip(input_ids, labels):
+        labelled = label != IGNORE_INDEX
+        if labelled:
+            assert label == token_id
+            if not previous_labelled:
+                runs.append([])
+            runs[-1].append(token_id)
+        previous_labelled = labelled
+    return runs
+
+
+def test_labels_cover_only_assistant_turns(tiny_tokenizer: Any) -> None:
+    example = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=512)
+
+    runs = labelled_runs(example.input_ids, example.labels)
+    decoded = [tiny_tokenizer.decode(run) for run in runs]
+    assert decoded == ["6<|im_end|>", "9, because\n3 times 3 is 9.<|im_end|>"]
+
+
+def test_unlabelled_tokens_are_prompt_and_template(tiny_tokenizer: Any) -> None:
+    example = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=512)
+
+    unlabelled = [token for token, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX]
+    text = tiny_tokenizer.decode(unlabelled)
+    assert "Be brief." in text
+    assert "Double 3." in text
+    assert "And triple it?" in text
+    assert text.count("<|im_start|>assistant\n") == 2
+    assert "9, because" not in text
+
+
+def test_prompt_completion_renders_user_and_assistant(tiny_tokenizer: Any, tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"prompt": "Name a colour.", "completion": "Blue."}) + "\n", encoding="utf-8")
+    [conversation] = read_conversations(path)
+    assert conversation.messages == [
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+    ]
+
+    example = tokenize_conversation(tiny_tokenizer, conversation, max_seq_length=512)
+    runs = labelled_runs(example.input_ids, example.labels)
+    assert [tiny_tokenizer.decode(run) for run in runs] == ["Blue.<|im_end|>"]
+
+
+def test_truncation_keeps_prefix(tiny_tokenizer: Any) -> None:
+    full = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=512)
+    cut = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=len(full.input_ids) - 3)
+
+    assert cut.input_ids == full.input_ids[: len(full.input_ids) - 3]
+    assert cut.labels == full.labels[: len(full.labels) - 3]
+
+
+def test_example_without_assistant_tokens_dropped(tiny_tokenizer: Any) -> None:
+    long_prompt = Conversation(1, [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok"}])
+    short = Conversation(2, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+
+    examples, dropped = tokenize_dataset(tiny_tokenizer, [long_prompt, short], max_seq_length=64)
+
+    assert dropped == [1]
+    assert [example.line_number for example in examples] == [2]
+    with pytest.raises(DataError, match="maxSeqLength=64"):
+        tokenize_dataset(tiny_tokenizer, [long_prompt], max_seq_length=64)
+
+
+def test_collate_pads_right_and_masks_padding(tiny_tokenizer: Any) -> None:
+    conversations = [
+        Conversation(1, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]),
+        Conversation(2, MULTI_TURN),
+    ]
+    examples, _ = tokenize_dataset(tiny_tokenizer, conversations, max_seq_length=512)
+    pad = tiny_tokenizer.pad_token_id
+
+    batch = collate(examples, pad_token_id=pad)
+
+    short, long = (len(example.input_ids) for example in examples)
+    assert batch["input_ids"].shape == (2, long)
+    assert batch["attention_mask"][0].tolist() == [1] * short + [0] * (long - short)
+    assert batch["attention_mask"][1].tolist() == [1] * long
+    assert batch["input_ids"][0, :short].tolist() == examples[0].input_ids
+    assert torch.all(batch["input_ids"][0, short:] == pad)
+    assert batch["labels"][0, :short].tolist() == examples[0].labels
+    assert torch.all(batch["labels"][0, short:] == IGNORE_INDEX)
+    assert batch["labels"][1].tolist() == examples[1].labels
+
+
+MALFORMED_LINES: dict[str, str] = {
+    "not json": '{"prompt": "a", "completion": ',
+    "array instead of object": '["prompt", "completion"]',
+    "missing completion": '{"prompt": "a"}',
+    "empty completion": '{"prompt": "a", "completion": ""}',
+    "completion not a string": '{"prompt": "a", "completion": 3}',
+    "unknown field": '{"prompt": "a", "completion": "b", "weight": 2}',
+    "unknown role": '{"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+    "no assistant turn": '{"messages": [{"role": "user", "content": "x"}]}',
+    "empty messages": '{"messages": []}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_LINES))
+def test_malformed_line_raises_data_error(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    good = json.dumps({"prompt": "a", "completion": "b"})
+    path.write_text(f"{good}\n\n{MALFORMED_LINES[case]}\n", encoding="utf-8")
+
+    with pytest.raises(DataError, match="line 3"):
+        read_conversations(path)
+
+
+def test_missing_data_file_raises_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        read_conversations(tmp_path / "absent.jsonl")
+
+
+def test_empty_data_file_raises_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(DataError, match="no JSON lines"):
+        read_conversations(path)
