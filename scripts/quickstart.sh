@@ -69,7 +69,7 @@ The adapter marketplace is running at $APP_URL
 
   Sign in as demo@example.com with password demo-password, then:
   - open $APP_URL/jobs/$job to watch the demo fine-tune of SmolLM2-135M-Instruct
-    on PubMedQA (20 steps on the CPU; its loss curve updates live). When it succeeds,
+    on PubMedQA (10 steps on the CPU, a few minutes; its loss curve updates live). When it succeeds,
     an evaluation job scores the base model and the adapter on 50 PubMedQA test items;
   - open $APP_URL/leaderboard/pubmedqa for base vs adapter accuracy;
   - open $APP_URL/demo/pubmedqa-demo for the published adapter, its files and lineage;

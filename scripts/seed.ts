@@ -34,13 +34,13 @@ async function main() {
   await fs.writeFile(path.join(root, '.data', 'runner-token'), runner.token, { mode: 0o600 });
 
   const dataset = await uploadDataset(client, demo.trainPath, 'pubmedqa-train', baseId);
-  const steps = Number(process.env.DEMO_MAX_STEPS ?? 20);
+  const steps = Number(process.env.DEMO_MAX_STEPS ?? 10);
   const evalLimit = Number(process.env.DEMO_EVAL_LIMIT ?? 50);
   const job = await client.finetune.create.mutate({
     datasetVersionId: dataset.datasetVersionId, baseModelId: baseId, adapterName: 'pubmedqa-demo', domain: 'medical',
     description: 'SmolLM2-135M-Instruct adapted to PubMedQA yes/no/maybe questions (quickstart demo: a short run).',
     evalLimit,
-    hyperparameters: { rank: 16, alpha: 32, dropout: 0.05, targetModules: 'all-linear', learningRate: 2e-4, epochs: 1, maxSteps: steps, batchSize: 4, gradientAccumulation: 1, maxSeqLength: 768, warmupRatio: 0.03, seed: 42 },
+    hyperparameters: { rank: 16, alpha: 32, dropout: 0.05, targetModules: 'all-linear', learningRate: 2e-4, epochs: 1, maxSteps: steps, batchSize: 2, gradientAccumulation: 1, maxSeqLength: 768, warmupRatio: 0.03, seed: 42 },
   });
 
   console.log(JSON.stringify({ user, token, jobId: job.jobId, datasetVersionId: dataset.datasetVersionId }));
