@@ -33,3 +33,39 @@ describe('runner crash', () => {
     expect(page.versions[0]!.sourceJobId).toBe(jobId);
   });
 });
+
+describe('cancellation', () => {
+  it('stops a running job at the next heartbeat and publishes nothing', async () => {
+    const user = await newUser('cancel');
+    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const { jobId } = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'cancelled', domain: null, description: '', evalLimit: null,
+      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 50, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: null, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+    });
+
+    const runner = await startRunner('canceller');
+    try {
+      await waitFor('the first training step', async () => (await user.client.finetune.get.query({ jobId })).lossCurve.length > 0);
+      expect(await user.client.finetune.cancel.mutate({ jobId })).toEqual({ state: 'running' });
+      const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 60_000);
+      expect(job.state).toBe('cancelled');
+      expect(job.error?.reason).toBe('cancelled');
+      expect(job.events.some((e) => e.type === 'checkpoint')).toBe(true);
+    } finally {
+      await runner.stop();
+    }
+    await expect(user.client.adapters.get.query({ namespace: user.namespace, name: 'cancelled' })).rejects.toThrow(/not found/);
+  });
+
+  it('cancels a queued job at once', async () => {
+    const user = await newUser('queued');
+    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const { jobId } = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'never-run', domain: null, description: '', evalLimit: null,
+      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+    });
+    expect(await user.client.finetune.cancel.mutate({ jobId })).toEqual({ state: 'cancelled' });
+    expect((await user.client.finetune.get.query({ jobId })).state).toBe('cancelled');
+    await expect(user.client.finetune.cancel.mutate({ jobId })).rejects.toThrow(/already ended \(cancelled\)/);
+  });
+});
