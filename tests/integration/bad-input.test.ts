@@ -6,7 +6,7 @@ import { describeFolder, putFiles } from '../../cli/upload';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
-import { newUser, runCli, writeAdapterFolder } from '../setup/helpers';
+import { newUser, runCli, writeAdapterFolder, tinyHyperparameters } from '../setup/helpers';
 
 async function publish(client: Awaited<ReturnType<typeof newUser>>['client'], dir: string, name: string) {
   const files = await describeFolder(dir);
@@ -34,7 +34,7 @@ describe('bad input', () => {
 
     await expect(user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'never', domain: null, description: '', evalLimit: null,
-      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 64, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+      hyperparameters: tinyHyperparameters({ maxSeqLength: 64 }),
     })).rejects.toThrow(/failed validation/);
     const jobs = await user.client.finetune.list.query();
     expect(jobs.filter((j) => j.state === 'queued' || j.state === 'running')).toEqual([]);
@@ -87,7 +87,7 @@ describe('bad input', () => {
     const dataset = await uploadDataset(user.client, file, 'ok', TINY_BASE_ID);
     await expect(other.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'theft', domain: null, description: '', evalLimit: null,
-      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 64, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+      hyperparameters: tinyHyperparameters({ maxSeqLength: 64 }),
     })).rejects.toThrow(/data set version \d+ not found/);
     const result = runCli(['finetune', 'watch', '00000000-0000-4000-8000-000000000000'], 'amk_invalid');
     expect(result.stderr).toMatch(/API token is unknown, revoked or expired/);

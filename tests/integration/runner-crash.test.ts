@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
-import { newUser, startRunner, waitFor, waitForJob } from '../setup/helpers';
+import { newUser, startRunner, waitFor, waitForJob, tinyHyperparameters } from '../setup/helpers';
 
 describe('runner crash', () => {
   it('returns a job to the queue when its runner is killed, and another runner finishes it once', async () => {
@@ -9,7 +9,7 @@ describe('runner crash', () => {
     const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'survivor', domain: null, description: '', evalLimit: null,
-      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 4, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+      hyperparameters: tinyHyperparameters({ maxSteps: 4 }),
     });
 
     const first = await startRunner('doomed');
@@ -40,7 +40,7 @@ describe('cancellation', () => {
     const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'cancelled', domain: null, description: '', evalLimit: null,
-      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 50, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: null, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+      hyperparameters: tinyHyperparameters({ epochs: 50, maxSteps: null }),
     });
 
     const runner = await startRunner('canceller');
@@ -62,7 +62,7 @@ describe('cancellation', () => {
     const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'never-run', domain: null, description: '', evalLimit: null,
-      hyperparameters: { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1 },
+      hyperparameters: tinyHyperparameters(),
     });
     expect(await user.client.finetune.cancel.mutate({ jobId })).toEqual({ state: 'cancelled' });
     expect((await user.client.finetune.get.query({ jobId })).state).toBe('cancelled');
