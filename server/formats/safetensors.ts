@@ -52,14 +52,18 @@ export function readHeaderLength(prefix: Uint8Array, fileSize: number): number {
 export function parseHeader(headerBytes: Uint8Array, fileSize: number): SafetensorsHeader {
   const headerLength = headerBytes.length;
   let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+    raw = JSON.parse(text);
   } catch (error) {
     throw new SafetensorsError(`header is not valid UTF-8 JSON: ${(error as Error).message}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SafetensorsError('header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}');
   }
+  const duplicate = firstDuplicateTopLevelKey(text);
+  if (duplicate !== null) throw new SafetensorsError(`tensor ${duplicate} appears twice in the header`);
 
   const dataSize = fileSize - 8 - headerLength;
   const tensors: TensorInfo[] = [];
@@ -131,4 +135,33 @@ function checkOverlaps(tensors: TensorInfo[]): void {
       throw new SafetensorsError(`tensors ${previous.name} and ${current.name} overlap in the data section`);
     }
   }
+}
+
+/**
+ * Finds a key that occurs twice in the top-level object of valid JSON text. JSON.parse keeps
+ * only the last occurrence, which would hide a duplicated tensor.
+ */
+export function firstDuplicateTopLevelKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '{' || char === '[') depth++;
+    else if (char === '}' || char === ']') depth--;
+    else if (char === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (depth === 1) {
+        let next = end + 1;
+        while (/\s/.test(text[next] ?? '')) next++;
+        if (text[next] === ':') {
+          const key = JSON.parse(text.slice(i, end + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = end;
+    }
+  }
+  return null;
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_HEADER_BYTES, parseHeader, readHeaderLength, SafetensorsError } from '../../server/formats/safetensors';
 import { safetensorsBytes } from '../setup/helpers';
@@ -76,4 +77,43 @@ describe('safetensors header parser', () => {
       }
     }
   });
+});
+
+describe('safetensors header parser under random input', () => {
+  const header = (tensors: Record<string, unknown>) => withHeader(tensors, 64);
+
+  it('rejects a tensor name listed twice', () => {
+    const json = '{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
+    const bytes = Buffer.concat([Buffer.alloc(8), Buffer.from(json), Buffer.alloc(8)]);
+    bytes.writeBigUInt64LE(BigInt(json.length));
+    expect(() => parse(bytes)).toThrow('tensor w appears twice in the header');
+  });
+
+  it('never throws anything but SafetensorsError on 100,000 random and mutated headers', () => {
+    const entry = fc.record({
+      dtype: fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'I64', 'U8'), fc.string()),
+      shape: fc.oneof(fc.array(fc.nat({ max: 2 ** 40 }), { maxLength: 4 }), fc.anything()),
+      data_offsets: fc.oneof(fc.tuple(fc.nat(), fc.nat()), fc.array(fc.integer(), { maxLength: 3 }), fc.anything()),
+    }, { requiredKeys: [] });
+    const headerArbitrary = fc.dictionary(fc.oneof(fc.string(), fc.constant('__metadata__')), fc.oneof(entry, fc.anything()), { maxKeys: 6 });
+    const bytesArbitrary = fc.oneof(
+      headerArbitrary.map((h) => header(h)),
+      fc.tuple(headerArbitrary, fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 6 })).map(([h, flips]) => {
+        const bytes = header(h);
+        for (const [at, value] of flips) bytes[at % bytes.length] = value;
+        return bytes;
+      }),
+      fc.uint8Array({ maxLength: 64 }).map((array) => Buffer.from(array)),
+    );
+    fc.assert(fc.property(bytesArbitrary, (bytes) => {
+      try {
+        const length = readHeaderLength(bytes.subarray(0, 8), bytes.length);
+        const parsed = parseHeader(bytes.subarray(8, 8 + length), bytes.length);
+        // Whatever parses must describe byte ranges inside the file.
+        for (const tensor of parsed.tensors) expect(8 + length + tensor.end).toBeLessThanOrEqual(bytes.length);
+      } catch (error) {
+        if (!(error instanceof SafetensorsError)) throw error;
+      }
+    }), { numRuns: 100_000, seed: 20261204 });
+  }, 300_000);
 });
