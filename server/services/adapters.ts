@@ -3,6 +3,7 @@ import { adapterFiles, adapters, adapterVersions, baseModels, evalResults, names
 import type { Db } from '../db';
 import { PeftConfigError, parsePeftConfig } from '../formats/peft-config';
 import { checkLoraTensors } from '../formats/lora-tensors';
+import { servingTargets } from '../formats/serving';
 import { parseHeader, readHeaderLength, SafetensorsError } from '../formats/safetensors';
 import { blobKey, getObject, getRange, presignGet } from '../storage';
 import { getBaseModel } from './base-models';
@@ -95,6 +96,7 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     loraModules: compatibility.modules.length,
     trainableParameters: compatibility.trainableParameters,
     shareOfBase: compatibility.trainableParameters / base.parameterCount,
+    serving: servingTargets(config, ranks),
   };
 
   return db.transaction(async (tx) => {

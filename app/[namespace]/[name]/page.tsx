@@ -84,6 +84,13 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
         </tbody>
       </table>
 
+      <h2>Where it can be served</h2>
+      <table data-testid="serving">
+        <tbody>{((summary.serving ?? []) as { engine: string; supported: boolean; reasons: string[] }[]).map((target) => (
+          <tr key={target.engine}><th>{target.engine}</th><td>{target.supported ? 'yes' : 'no'}</td><td>{target.reasons.join('; ')}</td></tr>))}
+        </tbody>
+      </table>
+
       <h2>Scores</h2>
       {page.scores.length === 0 ? <p className="muted">No evaluation yet.</p> : (
         <table>
