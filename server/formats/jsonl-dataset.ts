@@ -81,7 +81,9 @@ export function validateJsonlDataset(bytes: Uint8Array, countTokens?: CountToken
       return;
     }
     const record = value as Record<string, unknown>;
-    const lineFormat: DatasetFormat | null = 'messages' in record ? 'messages' : 'prompt' in record || 'completion' in record ? 'prompt-completion' : null;
+    let lineFormat: DatasetFormat | null = null;
+    if ('messages' in record) lineFormat = 'messages';
+    else if ('prompt' in record || 'completion' in record) lineFormat = 'prompt-completion';
     if (!lineFormat) {
       addError(line, 'missing keys; each line needs `prompt` and `completion` or a `messages` list');
       return;

@@ -3,7 +3,7 @@ import type { LoraConfig } from './peft-config';
 export interface ServingTarget {
   engine: string;
   supported: boolean;
-  // Why not, or what the engine needs to be started with; empty when nothing is needed.
+  // Reasons for a "no", or the flags the engine needs; empty when nothing is needed.
   reasons: string[];
 }
 

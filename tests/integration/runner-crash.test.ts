@@ -4,7 +4,7 @@ import { TINY_BASE_ID } from '../setup/env';
 import { newUser, startRunner, waitFor, waitForJob, tinyHyperparameters } from '../setup/helpers';
 
 describe('runner crash', () => {
-  it('returns a job to the queue when its runner is killed, and another runner finishes it once', async () => {
+  it('requeues a killed runner job once', async () => {
     const user = await newUser('crash');
     const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({

@@ -13,7 +13,7 @@ export const appUrl = `http://127.0.0.1:${testEnv.APP_PORT}`;
 export const TINY_BASE_ID = 'tiny-llama';
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password', namespace: 'admin' };
 
-/** The admin API token the global setup created (a file, because setup runs in another process). */
+/** Reads the admin API token that the global setup wrote to a file (setup runs in another process). */
 export async function adminToken(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   return (await readFile('.test-data/admin-token', 'utf8')).trim();

@@ -43,7 +43,7 @@ export default async function setup() {
       S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
       NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
       NEXTAUTH_URL: appUrl,
-      // Short leases so the crash test sees an expired lease within seconds.
+      // Short leases, so a killed runner loses its job within seconds in the crash test.
       JOB_LEASE_SECONDS: '6',
       LOG_LEVEL: 'info',
     },
