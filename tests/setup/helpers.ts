@@ -132,8 +132,8 @@ export function runCli(args: string[], token: string): { status: number; stdout:
 }
 
 /** Runs a Python snippet in the worker's virtual environment. */
-export function runPython(code: string, args: string[] = []): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync('.venv/bin/python', ['-c', code, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+export function runPython(code: string, args: string[] = [], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync('.venv/bin/python', ['-c', code, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HF_HUB_OFFLINE: '1', ...env } });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
