@@ -49,6 +49,7 @@ function Browse() {
             <div className="row muted" style={{ fontSize: 13 }}>
               <span className="badge">{a.baseModelId}</span>
               {a.domain && <span className="badge">{a.domain}</span>}
+              {a.deprecated && <span className="badge state-failed">deprecated</span>}
               <span>v{a.latestVersion}</span>
               <span>{a.downloads} downloads</span>
               {a.bestAccuracy !== null && <span>best accuracy {(Number(a.bestAccuracy) * 100).toFixed(1)}%</span>}

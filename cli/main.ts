@@ -19,6 +19,8 @@ Commands:
   finetune cancel JOB_ID
   eval NAMESPACE/NAME[@VERSION] --task ID [--limit N]
   leaderboard TASK_ID
+  yank NAMESPACE/NAME@VERSION --reason TEXT   hide a version from "latest" and listings
+  deprecate NAMESPACE/NAME --message TEXT [--replacement NAMESPACE/NAME]
   runner-token NAME                    (admin) create a runner token
 
 Options: --url URL (default $ADAPTERS_URL or the stored one), --token TOKEN
@@ -85,7 +87,8 @@ async function main(argv: string[]) {
       email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' }, base: { type: 'string' }, description: { type: 'string' },
       domain: { type: 'string' }, out: { type: 'string' }, dataset: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
-      'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' },
+      'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
+      message: { type: 'string' }, replacement: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -122,7 +125,8 @@ async function main(argv: string[]) {
       const out = values.out ?? path.join(process.cwd(), `${ref.namespace}--${ref.name}`);
       await fs.mkdir(out, { recursive: true });
       for (const file of page.files) {
-        const { url: fileUrl, sha256 } = await client.adapters.downloadUrl.mutate({ ...ref, version: page.version.version, path: file.path });
+        const { url: fileUrl, sha256, warning } = await client.adapters.downloadUrl.mutate({ ...ref, version: page.version.version, path: file.path });
+        if (warning && file === page.files[0]) console.error(`warning: ${warning}`);
         const response = await fetch(fileUrl);
         if (!response.ok) throw new Error(`download of ${file.path} failed with HTTP ${response.status}`);
         const bytes = Buffer.from(await response.arrayBuffer());
@@ -186,6 +190,18 @@ async function main(argv: string[]) {
       const human = [`${board.task.displayName}`, ...board.baseScores.map((b) => `  base ${b.baseModelId}: ${pct(b.accuracy)} (${b.correct}/${b.total})`),
         ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} (${e.correct}/${e.total})${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
       print(human, board);
+      return;
+    }
+    case 'yank': {
+      const ref = parseRef(rest[0]);
+      if (ref.version === undefined) throw new Error('name the version to yank: NAMESPACE/NAME@VERSION');
+      const yanked = await client.adapters.yank.mutate({ namespace: ref.namespace, name: ref.name, version: ref.version, reason: need(values.reason, '--reason') });
+      print(`yanked ${ref.namespace}/${ref.name}@${yanked.version}`, yanked);
+      return;
+    }
+    case 'deprecate': {
+      const ref = parseRef(rest[0]);
+      print(`deprecated ${ref.namespace}/${ref.name}`, await client.adapters.deprecate.mutate({ namespace: ref.namespace, name: ref.name, message: need(values.message, '--message'), replacedBy: values.replacement ?? null }));
       return;
     }
     case 'runner-token': {

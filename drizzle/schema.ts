@@ -97,6 +97,10 @@ export const adapters = pgTable('adapters', {
   domain: text('domain'),
   baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
   downloads: integer('downloads').notNull().default(0),
+  // A deprecated adapter stays downloadable; its page points at the replacement.
+  deprecatedAt: timestamp('deprecated_at', { withTimezone: true }),
+  deprecationMessage: text('deprecation_message'),
+  replacedBy: text('replaced_by'),
   createdAt: createdAt(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
@@ -117,6 +121,9 @@ export const adapterVersions = pgTable('adapter_versions', {
   sourceJobId: uuid('source_job_id').unique(),
   publishedBy: uuid('published_by').references(() => users.id),
   downloads: integer('downloads').notNull().default(0),
+  // A yanked version leaves "latest" and listings but stays downloadable by its number.
+  yankedAt: timestamp('yanked_at', { withTimezone: true }),
+  yankReason: text('yank_reason'),
   createdAt: createdAt(),
 }, (t) => [uniqueIndex('adapter_versions_number').on(t.adapterId, t.version)]);
 

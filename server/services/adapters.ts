@@ -138,7 +138,8 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
 }
 
 export async function searchAdapters(db: Db, input: { query?: string; baseModelId?: string; domain?: string; limit: number }) {
-  const filters: SQL[] = [];
+  // An adapter whose every version is yanked has nothing to offer in a listing.
+  const filters: SQL[] = [sql`exists (select 1 from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`];
   if (input.baseModelId) filters.push(eq(adapters.baseModelId, input.baseModelId));
   if (input.domain) filters.push(eq(adapters.domain, input.domain));
   if (input.query?.trim()) {
@@ -158,7 +159,8 @@ export async function searchAdapters(db: Db, input: { query?: string; baseModelI
     baseModelId: adapters.baseModelId,
     downloads: adapters.downloads,
     updatedAt: adapters.updatedAt,
-    latestVersion: sql<number | null>`(select max(${adapterVersions.version}) from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id})`,
+    latestVersion: sql<number | null>`(select max(${adapterVersions.version}) from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`,
+    deprecated: sql<boolean>`${adapters.deprecatedAt} is not null`,
     bestAccuracy: sql<number | null>`(select max(${evalResults.accuracy}) from ${evalResults} join ${adapterVersions} v on v.id = ${evalResults.adapterVersionId} where v.adapter_id = ${adapters.id})`,
   })
     .from(adapters)
@@ -183,12 +185,13 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
   const { adapter, baseModelName } = await findAdapter(db, namespace, name);
   const versions = await db.select({
     id: adapterVersions.id, version: adapterVersions.version, createdAt: adapterVersions.createdAt, downloads: adapterVersions.downloads,
-    sourceJobId: adapterVersions.sourceJobId,
+    sourceJobId: adapterVersions.sourceJobId, yanked: sql<boolean>`${adapterVersions.yankedAt} is not null`,
   }).from(adapterVersions).where(eq(adapterVersions.adapterId, adapter.id)).orderBy(desc(adapterVersions.version));
   if (versions.length === 0) throw notFound(`adapter ${namespace}/${name} has no versions yet; it`);
 
-  const chosen = versionNumber === undefined ? versions[0]! : versions.find((v) => v.version === versionNumber);
-  if (!chosen) throw notFound(`version ${versionNumber} of ${namespace}/${name}`);
+  // "Latest" skips yanked versions; an exact number still reaches them.
+  const chosen = versionNumber === undefined ? versions.find((v) => !v.yanked) : versions.find((v) => v.version === versionNumber);
+  if (!chosen) throw notFound(versionNumber === undefined ? `a version of ${namespace}/${name} that is not yanked` : `version ${versionNumber} of ${namespace}/${name}`);
 
   const [detail] = await db.select().from(adapterVersions).where(eq(adapterVersions.id, chosen.id));
   const files = await db.select({ path: adapterFiles.path, size: adapterFiles.size, sha256: adapterFiles.sha256 })
@@ -203,10 +206,12 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
     baseModelId: adapter.baseModelId,
     baseModelName,
     downloads: adapter.downloads,
+    deprecation: adapter.deprecatedAt ? { message: adapter.deprecationMessage ?? '', replacedBy: adapter.replacedBy } : null,
     versions,
     version: {
       id: detail!.id, version: detail!.version, createdAt: detail!.createdAt, configSummary: detail!.configSummary,
       modelCard: detail!.modelCard, warnings: detail!.warnings, lineage: detail!.lineage, sourceJobId: detail!.sourceJobId,
+      yanked: detail!.yankedAt ? { at: detail!.yankedAt, reason: detail!.yankReason ?? '' } : null,
     },
     files,
     scores: scores.map((s) => ({ taskId: s.taskId, accuracy: s.accuracy, stderr: s.stderr, correct: s.correct, total: s.total, createdAt: s.createdAt })),
@@ -224,5 +229,35 @@ export async function downloadFile(db: Db, input: { namespace: string; name: str
   const { adapter } = await findAdapter(db, input.namespace, input.name);
   await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, adapter.id));
 
-  return { url: await presignGet(blobKey(file.sha256), file.path), sha256: file.sha256, size: file.size, version: page.version.version };
+  const warning = page.version.yanked ? `version ${page.version.version} of ${input.namespace}/${input.name} was yanked: ${page.version.yanked.reason}` : null;
+  return { url: await presignGet(blobKey(file.sha256), file.path), sha256: file.sha256, size: file.size, version: page.version.version, warning };
+}
+
+/** Loads an adapter of the caller's own namespace; another namespace's adapter is NOT_FOUND to it. */
+async function ownAdapter(db: Db, namespaceId: string, namespace: string, name: string) {
+  const found = await findAdapter(db, namespace, name);
+  if (found.adapter.namespaceId !== namespaceId) throw notFound(`adapter ${namespace}/${name} in your namespace`);
+  return found.adapter;
+}
+
+/** Yanks a version: it leaves "latest" and listings, and downloads by number carry a warning. */
+export async function yankVersion(db: Db, input: { namespaceId: string; namespace: string; name: string; version: number; reason: string }) {
+  const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);
+  const [yanked] = await db.update(adapterVersions).set({ yankedAt: sql`now()`, yankReason: input.reason })
+    .where(and(eq(adapterVersions.adapterId, adapter.id), eq(adapterVersions.version, input.version)))
+    .returning({ version: adapterVersions.version });
+  if (!yanked) throw notFound(`version ${input.version} of ${input.namespace}/${input.name}`);
+  return { version: yanked.version };
+}
+
+/** Marks an adapter deprecated, optionally naming its replacement as `namespace/name`. */
+export async function deprecateAdapter(db: Db, input: { namespaceId: string; namespace: string; name: string; message: string; replacedBy: string | null }) {
+  const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);
+  if (input.replacedBy) {
+    const [replacementNamespace, replacementName] = input.replacedBy.split('/');
+    if (!replacementNamespace || !replacementName) throw badRequest(`replacement ${JSON.stringify(input.replacedBy)} must be written namespace/name`);
+    await findAdapter(db, replacementNamespace, replacementName);
+  }
+  await db.update(adapters).set({ deprecatedAt: sql`now()`, deprecationMessage: input.message, replacedBy: input.replacedBy }).where(eq(adapters.id, adapter.id));
+  return { deprecated: true };
 }

@@ -41,6 +41,15 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
     <>
       <h1>{page.namespace}/{page.name}</h1>
       <p className="muted">{page.description}</p>
+      {page.deprecation && (
+        <div className="card error" data-testid="deprecation">
+          Deprecated: {page.deprecation.message}
+          {page.deprecation.replacedBy && <> Use <a href={`/${page.deprecation.replacedBy}`}>{page.deprecation.replacedBy}</a> instead.</>}
+        </div>
+      )}
+      {page.version.yanked && (
+        <div className="card error" data-testid="yanked">Version {page.version.version} was yanked: {page.version.yanked.reason}</div>
+      )}
       <div className="row">
         <span className="badge">base: {page.baseModelId}</span>
         {page.domain && <span className="badge">{page.domain}</span>}
@@ -49,7 +58,7 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
           <select aria-label="Version" defaultValue={page.version.version} data-testid="version-select"
             // A plain form submit keeps this a server component.
             form="version-form" name="version">
-            {page.versions.map((v) => <option key={v.version} value={v.version}>v{v.version}</option>)}
+            {page.versions.map((v) => <option key={v.version} value={v.version}>v{v.version}{v.yanked ? ' (yanked)' : ''}</option>)}
           </select>
         </label>
         <form id="version-form"><button className="secondary" type="submit">Show version</button></form>

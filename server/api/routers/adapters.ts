@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { closeUpload, finishUpload, beginUpload, rejectPickles, uploadFile } from '../../services/uploads';
-import { downloadFile, getAdapterPage, publishAdapterVersion, searchAdapters } from '../../services/adapters';
+import { deprecateAdapter, downloadFile, getAdapterPage, publishAdapterVersion, searchAdapters, yankVersion } from '../../services/adapters';
 import { publicProcedure, router, userProcedure } from '../trpc';
 
 const adapterRef = z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100) });
@@ -44,4 +44,12 @@ export const adaptersRouter = router({
       await closeUpload(ctx.db, input.uploadId);
       return { ...published, namespace: ctx.user.namespace, name: input.name };
     }),
+
+  yank: userProcedure('write')
+    .input(adapterRef.extend({ version: z.number().int().positive(), reason: z.string().min(1, 'give a reason users will read').max(1000) }))
+    .mutation(({ ctx, input }) => yankVersion(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+
+  deprecate: userProcedure('write')
+    .input(adapterRef.extend({ message: z.string().min(1).max(1000), replacedBy: z.string().max(200).nullable().default(null) }))
+    .mutation(({ ctx, input }) => deprecateAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
 });
