@@ -12,10 +12,11 @@ function Browse() {
   const query = params.get('q') ?? '';
   const baseModelId = params.get('base') ?? '';
   const domain = params.get('domain') ?? '';
+  const sort = (params.get('sort') ?? 'recent') as 'recent' | 'downloads' | 'likes';
   const [text, setText] = useState(query);
 
   const baseModels = useQuery(trpc.baseModels.list.queryOptions());
-  const results = useQuery(trpc.adapters.search.queryOptions({ query: query || undefined, baseModelId: baseModelId || undefined, domain: domain || undefined }));
+  const results = useQuery(trpc.adapters.search.queryOptions({ query: query || undefined, baseModelId: baseModelId || undefined, domain: domain || undefined, sort }));
 
   // Filters live in the URL so a search can be shared and reloaded.
   const update = (changes: Record<string, string>) => {
@@ -37,6 +38,11 @@ function Browse() {
           <option value="">All domains</option>
           {['medical', 'finance', 'industry', 'general'].map((d) => <option key={d} value={d}>{d}</option>)}
         </select>
+        <select aria-label="Sort" value={sort} onChange={(e) => update({ sort: e.target.value === 'recent' ? '' : e.target.value })}>
+          <option value="recent">Recently updated</option>
+          <option value="downloads">Most downloaded</option>
+          <option value="likes">Most liked</option>
+        </select>
         <button type="submit">Search</button>
       </form>
       {results.error && <p className="error">{results.error.message}</p>}
@@ -52,6 +58,7 @@ function Browse() {
               {a.deprecated && <span className="badge state-failed">deprecated</span>}
               <span>v{a.latestVersion}</span>
               <span>{a.downloads} downloads</span>
+              <span>{a.likes} likes</span>
               {a.bestAccuracy !== null && <span>best accuracy {(Number(a.bestAccuracy) * 100).toFixed(1)}%</span>}
             </div>
           </a>

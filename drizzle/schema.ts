@@ -97,6 +97,7 @@ export const adapters = pgTable('adapters', {
   domain: text('domain'),
   baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
   downloads: integer('downloads').notNull().default(0),
+  likes: integer('likes').notNull().default(0),
   // A deprecated adapter stays downloadable; its page points at the replacement.
   deprecatedAt: timestamp('deprecated_at', { withTimezone: true }),
   deprecationMessage: text('deprecation_message'),
@@ -126,6 +127,20 @@ export const adapterVersions = pgTable('adapter_versions', {
   yankReason: text('yank_reason'),
   createdAt: createdAt(),
 }, (t) => [uniqueIndex('adapter_versions_number').on(t.adapterId, t.version)]);
+
+/** One row per client, version and UTC day: repeated downloads on one day count once. */
+export const downloadEvents = pgTable('download_events', {
+  versionId: integer('version_id').notNull().references(() => adapterVersions.id),
+  // sha256 of the user id, or of the client address for anonymous downloads.
+  clientKey: text('client_key').notNull(),
+  day: text('day').notNull(),
+}, (t) => [uniqueIndex('download_events_once').on(t.versionId, t.clientKey, t.day)]);
+
+export const likes = pgTable('likes', {
+  userId: uuid('user_id').notNull().references(() => users.id),
+  adapterId: uuid('adapter_id').notNull().references(() => adapters.id),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('likes_once').on(t.userId, t.adapterId)]);
 
 export const adapterFiles = pgTable('adapter_files', {
   id: serial('id').primaryKey(),

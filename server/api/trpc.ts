@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import { runnerTokenId, userByApiToken, userById, type SessionUser, API_TOKEN_PREFIX, RUNNER_TOKEN_PREFIX } from '../auth';
@@ -10,15 +11,17 @@ export interface Context {
   // Scopes of the API token used, or null for a browser session (which has every scope).
   scopes: string[] | null;
   runnerTokenId: string | null;
+  // Identifies the client for per-day download counting: the user, or else the address.
+  clientKey: string;
 }
 
 /**
  * Builds the request context from an Authorization header or a signed-in session's user id.
  * It needs no HTTP request object, so tests and scripts can build one directly.
  */
-export async function createContext(input: { authorization?: string | null; sessionUserId?: string | null }): Promise<Context> {
+export async function createContext(input: { authorization?: string | null; sessionUserId?: string | null; clientAddress?: string | null }): Promise<Context> {
   const db = await getDb();
-  const context: Context = { db, user: null, scopes: null, runnerTokenId: null };
+  const context: Context = { db, user: null, scopes: null, runnerTokenId: null, clientKey: '' };
   const bearer = input.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
 
   if (bearer?.startsWith(RUNNER_TOKEN_PREFIX)) {
@@ -33,6 +36,7 @@ export async function createContext(input: { authorization?: string | null; sess
   } else if (input.sessionUserId) {
     context.user = await userById(db, input.sessionUserId);
   }
+  context.clientKey = createHash('sha256').update(context.user ? `user:${context.user.id}` : `address:${input.clientAddress ?? 'unknown'}`).digest('hex');
   return context;
 }
 

@@ -1,5 +1,5 @@
 import { and, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm';
-import { adapterFiles, adapters, adapterVersions, baseModels, evalResults, namespaces } from '@/drizzle/schema';
+import { adapterFiles, adapters, adapterVersions, baseModels, downloadEvents, evalResults, likes, namespaces } from '@/drizzle/schema';
 import type { Db } from '../db';
 import { PeftConfigError, parsePeftConfig } from '../formats/peft-config';
 import { checkLoraTensors } from '../formats/lora-tensors';
@@ -137,7 +137,9 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
   });
 }
 
-export async function searchAdapters(db: Db, input: { query?: string; baseModelId?: string; domain?: string; limit: number }) {
+export const adapterSorts = ['recent', 'downloads', 'likes'] as const;
+
+export async function searchAdapters(db: Db, input: { query?: string; baseModelId?: string; domain?: string; sort?: (typeof adapterSorts)[number]; limit: number }) {
   // An adapter whose every version is yanked has nothing to offer in a listing.
   const filters: SQL[] = [sql`exists (select 1 from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`];
   if (input.baseModelId) filters.push(eq(adapters.baseModelId, input.baseModelId));
@@ -158,6 +160,7 @@ export async function searchAdapters(db: Db, input: { query?: string; baseModelI
     domain: adapters.domain,
     baseModelId: adapters.baseModelId,
     downloads: adapters.downloads,
+    likes: adapters.likes,
     updatedAt: adapters.updatedAt,
     latestVersion: sql<number | null>`(select max(${adapterVersions.version}) from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`,
     deprecated: sql<boolean>`${adapters.deprecatedAt} is not null`,
@@ -166,7 +169,7 @@ export async function searchAdapters(db: Db, input: { query?: string; baseModelI
     .from(adapters)
     .innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
     .where(filters.length ? and(...filters) : undefined)
-    .orderBy(desc(adapters.updatedAt))
+    .orderBy(...(input.sort === 'downloads' ? [desc(adapters.downloads)] : input.sort === 'likes' ? [desc(adapters.likes)] : []), desc(adapters.updatedAt))
     .limit(input.limit);
 }
 
@@ -206,6 +209,7 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
     baseModelId: adapter.baseModelId,
     baseModelName,
     downloads: adapter.downloads,
+    likes: adapter.likes,
     deprecation: adapter.deprecatedAt ? { message: adapter.deprecationMessage ?? '', replacedBy: adapter.replacedBy } : null,
     versions,
     version: {
@@ -219,15 +223,20 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
 }
 
 /** Presigns one file of a version and counts the download. */
-export async function downloadFile(db: Db, input: { namespace: string; name: string; version?: number; path: string }) {
+export async function downloadFile(db: Db, input: { namespace: string; name: string; version?: number; path: string; clientKey?: string }) {
   const page = await getAdapterPage(db, input.namespace, input.name, input.version);
   const file = page.files.find((f) => f.path === input.path);
   if (!file) throw notFound(`file ${input.path} in ${input.namespace}/${input.name} version ${page.version.version}`);
 
-  // NOTE: every request counts; deduplication per client and day is not done yet.
-  await db.update(adapterVersions).set({ downloads: sql`${adapterVersions.downloads} + 1` }).where(eq(adapterVersions.id, page.version.id));
-  const { adapter } = await findAdapter(db, input.namespace, input.name);
-  await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, adapter.id));
+  // A client counts once per version and UTC day, however many files or retries it fetches.
+  const [first] = await db.insert(downloadEvents)
+    .values({ versionId: page.version.id, clientKey: input.clientKey ?? 'anonymous', day: new Date().toISOString().slice(0, 10) })
+    .onConflictDoNothing().returning({ versionId: downloadEvents.versionId });
+  if (first) {
+    await db.update(adapterVersions).set({ downloads: sql`${adapterVersions.downloads} + 1` }).where(eq(adapterVersions.id, page.version.id));
+    const { adapter } = await findAdapter(db, input.namespace, input.name);
+    await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, adapter.id));
+  }
 
   const warning = page.version.yanked ? `version ${page.version.version} of ${input.namespace}/${input.name} was yanked: ${page.version.yanked.reason}` : null;
   return { url: await presignGet(blobKey(file.sha256), file.path), sha256: file.sha256, size: file.size, version: page.version.version, warning };
@@ -260,4 +269,17 @@ export async function deprecateAdapter(db: Db, input: { namespaceId: string; nam
   }
   await db.update(adapters).set({ deprecatedAt: sql`now()`, deprecationMessage: input.message, replacedBy: input.replacedBy }).where(eq(adapters.id, adapter.id));
   return { deprecated: true };
+}
+
+/** Likes or unlikes an adapter for a user; returns the new like count. Repeating a like changes nothing. */
+export async function setLike(db: Db, input: { userId: string; namespace: string; name: string; liked: boolean }) {
+  const { adapter } = await findAdapter(db, input.namespace, input.name);
+  return db.transaction(async (tx) => {
+    const changed = input.liked
+      ? await tx.insert(likes).values({ userId: input.userId, adapterId: adapter.id }).onConflictDoNothing().returning({ userId: likes.userId })
+      : await tx.delete(likes).where(and(eq(likes.userId, input.userId), eq(likes.adapterId, adapter.id))).returning({ userId: likes.userId });
+    const delta = changed.length === 0 ? 0 : input.liked ? 1 : -1;
+    const [updated] = await tx.update(adapters).set({ likes: sql`${adapters.likes} + ${delta}` }).where(eq(adapters.id, adapter.id)).returning({ likes: adapters.likes });
+    return { liked: input.liked, likes: updated!.likes };
+  });
 }

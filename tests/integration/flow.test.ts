@@ -50,8 +50,16 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
 
     const search = await user.client.adapters.search.query({ query: 'hand-made', domain: 'medical' });
     expect(search.map((a) => `${a.namespace}/${a.name}`)).toContain(`${user.namespace}/hand-made`);
+    // Three files pulled by one user on one day count as one download, and so does a second pull.
     const after = await user.client.adapters.get.query({ namespace: user.namespace, name: 'hand-made' });
-    expect(after.downloads).toBe(3);
+    expect(after.downloads).toBe(1);
+    expect(runCli(['pull', `${user.namespace}/hand-made@1`, '--out', out], user.token).status).toBe(0);
+    expect((await user.client.adapters.get.query({ namespace: user.namespace, name: 'hand-made' })).downloads).toBe(1);
+
+    const liked = await user.client.adapters.like.mutate({ namespace: user.namespace, name: 'hand-made', liked: true });
+    expect(liked.likes).toBe(1);
+    expect((await user.client.adapters.like.mutate({ namespace: user.namespace, name: 'hand-made', liked: true })).likes).toBe(1);
+    expect((await user.client.adapters.like.mutate({ namespace: user.namespace, name: 'hand-made', liked: false })).likes).toBe(0);
   });
 
   it('fine-tunes, publishes with lineage, evaluates and ranks', async () => {

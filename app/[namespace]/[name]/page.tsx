@@ -4,6 +4,7 @@ import { notFound } from 'next/navigation';
 import sanitizeHtml from 'sanitize-html';
 import { serverCaller } from '@/lib/server-caller';
 import { DownloadButton } from './download-button';
+import { LikeButton } from './like-button';
 
 export const dynamic = 'force-dynamic';
 
@@ -54,6 +55,7 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
         <span className="badge">base: {page.baseModelId}</span>
         {page.domain && <span className="badge">{page.domain}</span>}
         <span>{page.downloads} downloads</span>
+        <LikeButton namespace={page.namespace} name={page.name} likes={page.likes} />
         <label>Version{' '}
           <select aria-label="Version" defaultValue={page.version.version} data-testid="version-select"
             // A plain form submit keeps this a server component.

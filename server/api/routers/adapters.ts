@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import { closeUpload, finishUpload, beginUpload, rejectPickles, uploadFile } from '../../services/uploads';
-import { deprecateAdapter, downloadFile, getAdapterPage, publishAdapterVersion, searchAdapters, yankVersion } from '../../services/adapters';
+import { adapterSorts, deprecateAdapter, downloadFile, getAdapterPage, publishAdapterVersion, searchAdapters, setLike, yankVersion } from '../../services/adapters';
 import { publicProcedure, router, userProcedure } from '../trpc';
 
 const adapterRef = z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100) });
 
 export const adaptersRouter = router({
   search: publicProcedure
-    .input(z.object({ query: z.string().max(200).optional(), baseModelId: z.string().max(200).optional(), domain: z.string().max(50).optional(), limit: z.number().int().min(1).max(100).default(50) }))
+    .input(z.object({ query: z.string().max(200).optional(), baseModelId: z.string().max(200).optional(), domain: z.string().max(50).optional(), sort: z.enum(adapterSorts).default('recent'), limit: z.number().int().min(1).max(100).default(50) }))
     .query(({ ctx, input }) => searchAdapters(ctx.db, input)),
 
   get: publicProcedure
@@ -16,7 +16,7 @@ export const adaptersRouter = router({
 
   downloadUrl: publicProcedure
     .input(adapterRef.extend({ version: z.number().int().positive().optional(), path: z.string().min(1).max(200) }))
-    .mutation(({ ctx, input }) => downloadFile(ctx.db, input)),
+    .mutation(({ ctx, input }) => downloadFile(ctx.db, { ...input, clientKey: ctx.clientKey })),
 
   /** Step 1 of publishing: announce the files, get a presigned PUT for each. */
   beginUpload: userProcedure('write')
@@ -52,4 +52,8 @@ export const adaptersRouter = router({
   deprecate: userProcedure('write')
     .input(adapterRef.extend({ message: z.string().min(1).max(1000), replacedBy: z.string().max(200).nullable().default(null) }))
     .mutation(({ ctx, input }) => deprecateAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+
+  like: userProcedure('write')
+    .input(adapterRef.extend({ liked: z.boolean() }))
+    .mutation(({ ctx, input }) => setLike(ctx.db, { ...input, userId: ctx.user.id })),
 });

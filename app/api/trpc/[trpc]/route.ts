@@ -15,7 +15,12 @@ async function handler(request: Request) {
     endpoint: '/api/trpc',
     req: request,
     router: appRouter,
-    createContext: () => createContext({ authorization, sessionUserId: (session as { userId?: string } | null)?.userId ?? null }),
+    createContext: () => createContext({
+      authorization,
+      sessionUserId: (session as { userId?: string } | null)?.userId ?? null,
+      // The first X-Forwarded-For entry is the client when a proxy or CDN sits in front.
+      clientAddress: request.headers.get('x-forwarded-for')?.split(',')[0]?.trim() ?? request.headers.get('x-real-ip'),
+    }),
   });
 }
 

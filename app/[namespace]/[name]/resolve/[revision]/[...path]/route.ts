@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { hubResponse } from '@/lib/hf-route';
 import { getDb } from '@/server/db';
 import { resolveRevision } from '@/server/services/hf-compat';
@@ -7,6 +8,12 @@ import { blobKey, presignGet } from '@/server/storage';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
+
+/** Identifies an anonymous Hub client by its address, as the tRPC context does. */
+function clientKeyOf(request: Request): string {
+  const address = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim() ?? request.headers.get('x-real-ip') ?? 'unknown';
+  return createHash('sha256').update(`address:${address}`).digest('hex');
+}
 
 type Params = { params: Promise<{ namespace: string; name: string; revision: string; path: string[] }> };
 
@@ -27,7 +34,7 @@ async function resolve(request: Request, context: Params): Promise<Response> {
     // HEAD is metadata only; a GET counts as a download.
     const location = request.method === 'HEAD'
       ? await presignGet(blobKey(entry.sha256))
-      : (await downloadFile(db, { namespace, name, version: page.version.version, path: file })).url;
+      : (await downloadFile(db, { namespace, name, version: page.version.version, path: file, clientKey: clientKeyOf(request) })).url;
     return new Response(null, {
       status: 302,
       headers: {
