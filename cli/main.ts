@@ -52,6 +52,19 @@ function progressBar(label: string, done: number, total: number): void {
   if (done >= total) process.stderr.write('\n');
 }
 
+/** Parses a flag as a positive integer, or rejects it naming the flag and the value. */
+function positiveInteger(value: string, flag: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`${flag} ${JSON.stringify(value)} is not a positive integer`);
+  return Number(value);
+}
+
+/** Parses a flag as a positive number (decimals and 2e-4 allowed). */
+function positiveNumber(value: string, flag: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number <= 0) throw new Error(`${flag} ${JSON.stringify(value)} is not a positive number`);
+  return number;
+}
+
 function need(value: string | undefined, flag: string): string {
   if (!value) throw new Error(`missing ${flag}; see \`adapters --help\``);
   return value;
@@ -112,10 +125,12 @@ async function main(argv: string[]) {
     }
     case 'publish': {
       const dir = need(rest[0], 'DIR');
+      const name = need(values.name, '--name');
+      const baseModelId = need(values.base, '--base');
       const files = await describeFolder(dir);
       const begun = await client.adapters.beginUpload.mutate({ files: files.map(({ path: p, size, sha256 }) => ({ path: p, size, sha256 })) });
       await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
-      const published = await client.adapters.publish.mutate({ uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base'), description: values.description, domain: values.domain ?? null });
+      const published = await client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null });
       print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
       return;
     }
@@ -145,22 +160,24 @@ async function main(argv: string[]) {
       await putFiles([file], begun.files, (name, done, total) => progressBar(name, done, total));
       const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base') });
       const report = created.report;
-      const lines = report.errors.map((e) => `  line ${e.line}: ${e.message}`).join('\n');
-      print(report.valid ? `data set version ${created.datasetVersionId}: ${report.examples} examples` : `data set rejected (${report.errorCount} problems):\n${lines}`, created);
+      const lines = report.errors.map((e) => `  ${e.line === null ? '' : `line ${e.line}: `}${e.message}`).join('\n');
+      const problems = `${report.errorCount} ${report.errorCount === 1 ? 'problem' : 'problems'}`;
+      print(report.valid ? `data set version ${created.datasetVersionId}: ${report.examples} examples; pass --dataset ${created.datasetVersionId} to \`finetune create\`` : `data set rejected (${problems}):\n${lines}`, created);
       if (!report.valid) process.exitCode = 1;
       return;
     }
     case 'finetune': {
       const [action, jobId] = rest;
       if (action === 'create') {
-        const num = (value: string | undefined, fallback: number) => (value === undefined ? fallback : Number(value));
+        const int = (flag: string, fallback: number) => (values[flag as keyof typeof values] === undefined ? fallback : positiveInteger(String(values[flag as keyof typeof values]), `--${flag}`));
+        const num = (flag: string, fallback: number) => (values[flag as keyof typeof values] === undefined ? fallback : positiveNumber(String(values[flag as keyof typeof values]), `--${flag}`));
         const created = await client.finetune.create.mutate({
-          datasetVersionId: Number(need(values.dataset, '--dataset')), baseModelId: need(values.base, '--base'), adapterName: need(values.name, '--name'),
+          datasetVersionId: positiveInteger(need(values.dataset, '--dataset'), '--dataset'), baseModelId: need(values.base, '--base'), adapterName: need(values.name, '--name'),
           domain: values.domain ?? null, description: values.description ?? '',
-          evalLimit: values['eval-limit'] ? Number(values['eval-limit']) : null,
+          evalLimit: values['eval-limit'] === undefined ? null : positiveInteger(values['eval-limit'], '--eval-limit'),
           hyperparameters: {
-            rank: num(values.rank, 16), alpha: num(values.alpha, 32), epochs: num(values.epochs, 1), learningRate: num(values.lr, 2e-4), batchSize: num(values.batch, 4),
-            maxSeqLength: num(values['max-seq'], 512), maxSteps: values['max-steps'] ? Number(values['max-steps']) : null,
+            rank: int('rank', 16), alpha: num('alpha', 32), epochs: num('epochs', 1), learningRate: num('lr', 2e-4), batchSize: int('batch', 4),
+            maxSeqLength: int('max-seq', 512), maxSteps: values['max-steps'] === undefined ? null : positiveInteger(values['max-steps'], '--max-steps'),
             dropout: 0.05, targetModules: 'all-linear', gradientAccumulation: 1, warmupRatio: 0.03, seed: 42,
           },
         });
@@ -180,15 +197,16 @@ async function main(argv: string[]) {
     }
     case 'eval': {
       const ref = parseRef(rest[0]);
-      const created = await client.evals.request.mutate({ ...ref, taskId: need(values.task, '--task'), limit: values.limit ? Number(values.limit) : null });
-      print(`evaluation job ${created.jobId} queued`, created);
+      const created = await client.evals.request.mutate({ ...ref, taskId: need(values.task, '--task'), limit: values.limit === undefined ? null : positiveInteger(values.limit, '--limit') });
+      print(`evaluation job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
       return;
     }
     case 'leaderboard': {
       const board = await client.evals.leaderboard.query({ taskId: need(rest[0], 'TASK_ID') });
       const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
-      const human = [`${board.task.displayName}`, ...board.baseScores.map((b) => `  base ${b.baseModelId}: ${pct(b.accuracy)} (${b.correct}/${b.total})`),
-        ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} (${e.correct}/${e.total})${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
+      const human = [`${board.task.displayName}`, ...(board.entries.length === 0 ? ['  no adapter scores yet'] : []),
+        ...board.baseScores.map((b) => `  base ${b.baseModelId}: ${pct(b.accuracy)} ± ${pct(b.stderr)} (${b.correct}/${b.total})`),
+        ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} ± ${pct(e.stderr)} (${e.correct}/${e.total})${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
       print(human, board);
       return;
     }
@@ -215,7 +233,11 @@ async function main(argv: string[]) {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = error instanceof Error ? error.message : String(error);
+  let message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') message = `no such file or folder: ${(error as { path?: string }).path}`;
+  if (message === 'fetch failed') message = 'could not reach the app; check --url (or ADAPTERS_URL) and that the app is running';
+  if (/^sign in or pass an API token/.test(message)) message = 'not logged in; run `adapters login --email … --password …` or pass --token';
   console.error(`error: ${message}`);
   process.exit(1);
 });

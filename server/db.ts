@@ -8,7 +8,10 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 const migrationsFolder = path.join(process.cwd(), 'drizzle', 'migrations');
 
-let ready: Promise<Db> | undefined;
+// Next.js bundles route handlers and server components separately, each with its own copy
+// of this module; the handle lives on globalThis so a process opens the database once.
+// Two PGlite instances on one folder corrupt it.
+const shared = globalThis as typeof globalThis & { __adapterMarketplaceDb?: Promise<Db> };
 
 /**
  * Opens the database once per process and applies pending migrations.
@@ -17,11 +20,11 @@ let ready: Promise<Db> | undefined;
  * persisted under PGLITE_DIR, which only one process may open at a time.
  */
 export function getDb(): Promise<Db> {
-  ready ??= openDb().catch((error: unknown) => {
-    ready = undefined;
+  shared.__adapterMarketplaceDb ??= openDb().catch((error: unknown) => {
+    shared.__adapterMarketplaceDb = undefined;
     throw error;
   });
-  return ready;
+  return shared.__adapterMarketplaceDb;
 }
 
 async function openDb(): Promise<Db> {

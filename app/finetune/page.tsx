@@ -11,7 +11,7 @@ interface Report {
   format: string | null;
   examples: number;
   errorCount: number;
-  errors: { line: number; message: string }[];
+  errors: { line: number | null; message: string }[];
   warnings: string[];
   duplicates: number;
   tokens: Record<string, { p50: number; p95: number; max: number; total: number }> | null;
@@ -49,7 +49,7 @@ export default function FinetunePage() {
       const target = begun.files[0]!;
       setUploadProgress(0);
       if (target.url) await putWithProgress(target.url, bytes, setUploadProgress);
-      setUploadProgress(1);
+      setUploadProgress(null);
       const name = file.name.replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]/g, '-');
       const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId });
       setDataset({ id: created.datasetVersionId, report: created.report as Report });
@@ -88,9 +88,9 @@ export default function FinetunePage() {
         <div className="card" data-testid="validation-report">
           <h2>Validation report</h2>
           <p className={dataset.report.valid ? 'state-succeeded' : 'state-failed'}>
-            {dataset.report.valid ? `Valid: ${dataset.report.examples} examples (${dataset.report.format})` : `Rejected: ${dataset.report.errorCount} problems`}
+            {dataset.report.valid ? `Valid: ${dataset.report.examples} examples (${dataset.report.format})` : `Rejected: ${dataset.report.errorCount} ${dataset.report.errorCount === 1 ? 'problem' : 'problems'}`}
           </p>
-          {dataset.report.errors.length > 0 && <ul>{dataset.report.errors.map((e) => <li key={`${e.line}-${e.message}`} className="error">line {e.line}: {e.message}</li>)}</ul>}
+          {dataset.report.errors.length > 0 && <ul>{dataset.report.errors.map((e) => <li key={`${e.line}-${e.message}`} className="error">{e.line === null ? '' : `line ${e.line}: `}{e.message}</li>)}</ul>}
           {dataset.report.errorCount > dataset.report.errors.length && <p className="muted">…and {dataset.report.errorCount - dataset.report.errors.length} more.</p>}
           {dataset.report.warnings.map((w) => <p key={w} className="muted">{w}</p>)}
           {dataset.report.tokens && (

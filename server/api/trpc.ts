@@ -47,10 +47,12 @@ const t = initTRPC.context<Context>().create({
       // Raw errors stay in the logs; clients get a stable message.
       return { ...shape, message: 'internal error; the server log has the details', data: { ...shape.data, stack: undefined, zodError: null } };
     }
-    return {
-      ...shape,
-      data: { ...shape.data, stack: undefined, zodError: error.cause instanceof ZodError ? z.flattenError(error.cause) : null },
-    };
+    if (error.cause instanceof ZodError) {
+      // One readable sentence per field in place of the raw issue list.
+      const fields = error.cause.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'input'}: ${issue.message}`);
+      return { ...shape, message: `invalid input: ${fields.join('; ')}`, data: { ...shape.data, stack: undefined, zodError: z.flattenError(error.cause) } };
+    }
+    return { ...shape, data: { ...shape.data, stack: undefined, zodError: null } };
   },
 });
 
@@ -68,9 +70,11 @@ export function userProcedure(scope: 'read' | 'write' | 'fine-tune' | 'evaluate'
   });
 }
 
-export const adminProcedure = userProcedure('admin').use(({ ctx, next }) => {
+export const adminProcedure = t.procedure.use(({ ctx, next }) => {
+  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'sign in or pass an API token as `Authorization: Bearer amk_…`' });
   if (!ctx.user.isAdmin) throw new TRPCError({ code: 'FORBIDDEN', message: 'only administrators may do this' });
-  return next();
+  if (ctx.scopes && !ctx.scopes.includes('admin')) throw new TRPCError({ code: 'FORBIDDEN', message: 'this API token lacks the "admin" scope; create an administrator token with it' });
+  return next({ ctx: { ...ctx, user: ctx.user } });
 });
 
 export const runnerProcedure = t.procedure.use(({ ctx, next }) => {

@@ -7,7 +7,8 @@
 export type DatasetFormat = 'prompt-completion' | 'messages';
 
 export interface DatasetProblem {
-  line: number;
+  // 1-based line number, or null for a problem of the whole file.
+  line: number | null;
   message: string;
 }
 
@@ -58,7 +59,7 @@ export function validateJsonlDataset(bytes: Uint8Array, countTokens?: CountToken
   while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
 
   let errorCount = 0;
-  const addError = (line: number, message: string) => {
+  const addError = (line: number | null, message: string) => {
     errorCount++;
     if (errors.length < MAX_LISTED_ERRORS) errors.push({ line, message });
   };
@@ -112,8 +113,10 @@ export function validateJsonlDataset(bytes: Uint8Array, countTokens?: CountToken
   }
   if (duplicates > 0) warnings.push(`${duplicates} duplicate examples; they are kept and weigh more in training`);
 
-  if (errorCount === 0 && examples.length < MIN_EXAMPLES) {
-    addError(0, `only ${examples.length} usable examples; at least ${MIN_EXAMPLES} are needed to fine-tune`);
+  if (lines.length === 0) {
+    addError(null, `the file is empty; put one JSON example per line, at least ${MIN_EXAMPLES} of them`);
+  } else if (errorCount === 0 && examples.length < MIN_EXAMPLES) {
+    addError(null, `only ${examples.length} usable examples; at least ${MIN_EXAMPLES} are needed to fine-tune`);
   }
 
   const tokens = countTokens && examples.length > 0 ? tokenStats(examples, countTokens) : null;

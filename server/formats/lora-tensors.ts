@@ -52,6 +52,14 @@ export function checkLoraTensors(tensors: TensorInfo[], config: LoraConfig, base
     errors.push(checkFullWeight(tensor, baseModules) ?? '');
   }
 
+  // A config whose r disagrees with every tensor is one mistake, not hundreds of shape errors.
+  const fileRanks = new Set([...pairs.values()].map((pair) => pair.A?.shape[0]));
+  const [onlyRank] = fileRanks;
+  if (fileRanks.size === 1 && typeof onlyRank === 'number' && Object.keys(config.rankPattern).length === 0 && onlyRank !== config.rank) {
+    errors.push(`adapter_config.json says r=${config.rank} but every lora_A tensor has rank ${onlyRank}; set "r": ${onlyRank} or re-save the adapter`);
+    return { errors, modules: [], trainableParameters };
+  }
+
   const modules: { name: string; rank: number }[] = [];
   for (const [module, pair] of pairs) {
     if (!pair.A || !pair.B) {

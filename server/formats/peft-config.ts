@@ -30,6 +30,7 @@ const KNOWN_KEYS = new Set([
   'megatron_core', 'loftq_config', 'layer_replication', 'runtime_config', 'exclude_modules', 'eva_config',
   'lora_bias', 'use_qalora', 'qalora_group_size', 'corda_config', 'target_parameters', 'trainable_token_indices',
   'peft_version', 'alora_invocation_tokens', 'arrow_config', 'ensure_weight_tying', 'lora_ga_config',
+  'kasa_config', 'monteclora_config', 'use_bdlora', 'velora_config',
 ]);
 
 function positiveNumberMap(raw: unknown, key: string): Record<string, number> {

@@ -53,7 +53,7 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
   try {
     config = parsePeftConfig(await readText(configFile));
   } catch (error) {
-    if (error instanceof PeftConfigError) throw badRequest(`adapter_config.json: ${error.message}`);
+    if (error instanceof PeftConfigError) throw badRequest(error.message.startsWith('adapter_config.json') ? error.message : `adapter_config.json: ${error.message}`);
     throw error;
   }
 

@@ -39,7 +39,7 @@ function configHash(task: { id: string; version: number; dataSha256: string }, l
  * Queues an evaluation of one adapter version on one task. The base model is included
  * only when no score exists for the same task configuration, so it is computed once.
  */
-export async function createEvaluationJob(db: Db, input: { versionId: number; taskId: string; limit: number | null; parentJobId?: string | null; createdBy?: string | null }) {
+export async function createEvaluationJob(db: Db, input: { versionId: number; taskId: string; limit: number | null; parentJobId?: string | null; createdBy?: string | null; namespaceId?: string }) {
   const [version] = await db.select({ id: adapterVersions.id, namespaceId: adapters.namespaceId, baseModelId: adapters.baseModelId })
     .from(adapterVersions).innerJoin(adapters, eq(adapters.id, adapterVersions.adapterId)).where(eq(adapterVersions.id, input.versionId)).limit(1);
   if (!version) throw notFound(`adapter version ${input.versionId}`);
@@ -56,7 +56,8 @@ export async function createEvaluationJob(db: Db, input: { versionId: number; ta
   const params: EvaluateParams = { taskId: task.id, taskVersion: task.version, configHash: hash, limit: input.limit, subjects };
 
   const [job] = await db.insert(jobs).values({
-    kind: 'evaluate', state: 'queued', namespaceId: version.namespaceId, createdBy: input.createdBy ?? null, baseModelId: version.baseModelId,
+    // The job belongs to whoever asked for it, so the requester can follow and cancel it.
+    kind: 'evaluate', state: 'queued', namespaceId: input.namespaceId ?? version.namespaceId, createdBy: input.createdBy ?? null, baseModelId: version.baseModelId,
     params: params as unknown as Record<string, unknown>, parentJobId: input.parentJobId ?? null, maxAttempts: getEnv().JOB_MAX_ATTEMPTS, queuedAt: sql`now()`,
   }).returning({ id: jobs.id });
   logger.info({ jobId: job!.id, taskId: task.id, adapterVersionId: version.id }, 'evaluation queued');
@@ -106,17 +107,22 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
     .where(and(eq(evalResults.taskId, taskId), baseModelId ? eq(evalResults.baseModelId, baseModelId) : undefined))
     .orderBy(desc(evalResults.createdAt));
 
+  // Rank each adapter version by its run over the most items (the newest among equals), so a
+  // quick run on a few items never replaces a full one; rows arrive newest first.
+  const best = new Map<number, (typeof rows)[number]>();
+  for (const row of rows) {
+    if (row.adapterVersionId === null) continue;
+    const current = best.get(row.adapterVersionId);
+    if (!current || row.total > current.total) best.set(row.adapterVersionId, row);
+  }
   const baseScores = new Map<string, (typeof rows)[number]>();
   for (const row of rows) if (row.adapterVersionId === null && !baseScores.has(`${row.baseModelId}:${row.configHash}`)) baseScores.set(`${row.baseModelId}:${row.configHash}`, row);
 
-  const seen = new Set<number>();
   const entries = [];
-  for (const row of rows) {
-    if (row.adapterVersionId === null || seen.has(row.adapterVersionId)) continue;
-    seen.add(row.adapterVersionId);
+  for (const row of best.values()) {
     const base = baseScores.get(`${row.baseModelId}:${row.configHash}`) ?? null;
     entries.push({
-      adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId, baseModelId: row.baseModelId,
+      adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId!, baseModelId: row.baseModelId,
       accuracy: row.accuracy, stderr: row.stderr, correct: row.correct, total: row.total, jobId: row.jobId,
       base: base && { accuracy: base.accuracy, stderr: base.stderr, correct: base.correct, total: base.total },
       difference: base ? row.accuracy - base.accuracy : null,

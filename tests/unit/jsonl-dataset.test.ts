@@ -55,7 +55,11 @@ describe('JSONL data set validation', () => {
   it('refuses fewer than 10 usable examples with the count', () => {
     const report = validateJsonlDataset(encode(lines(4).join('\n')));
     expect(report.valid).toBe(false);
-    expect(report.errors[0]?.message).toBe('only 4 usable examples; at least 10 are needed to fine-tune');
+    expect(report.errors[0]).toEqual({ line: null, message: 'only 4 usable examples; at least 10 are needed to fine-tune' });
+  });
+
+  it('rejects an empty file as such', () => {
+    expect(validateJsonlDataset(encode('\n\n')).errors).toEqual([{ line: null, message: 'the file is empty; put one JSON example per line, at least 10 of them' }]);
   });
 
   it('lists the first 50 problems and counts them all', () => {

@@ -58,6 +58,14 @@ describe('LoRA tensor check', () => {
     expect(report.errors).toEqual(['tensor base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight: shape [32, 4], expected [16, 4]']);
   });
 
+  it('names a config rank that no tensor has', () => {
+    const report = checkLoraTensors([
+      tensor('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', [8, 32]),
+      tensor('base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight', [32, 8]),
+    ], config(), modules);
+    expect(report.errors).toEqual(['adapter_config.json says r=4 but every lora_A tensor has rank 8; set "r": 8 or re-save the adapter']);
+  });
+
   it('reports a lora_A without its lora_B', () => {
     const report = checkLoraTensors([tensor('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', [4, 32])], config(), modules);
     expect(report.errors[0]).toMatch(/has no matching lora_B/);

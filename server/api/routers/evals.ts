@@ -13,11 +13,11 @@ export const evalsRouter = router({
 
   /** Queues an evaluation of a public adapter version on one task. */
   request: userProcedure('evaluate')
-    .input(z.object({ namespace: z.string(), name: z.string(), version: z.number().int().positive().optional(), taskId: z.string(), limit: z.number().int().positive().nullable().default(null) }))
+    .input(z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.number().int().positive().optional(), taskId: z.string().min(1).max(100), limit: z.number().int().positive().nullable().default(null) }))
     .mutation(async ({ ctx, input }) => {
       await findAdapter(ctx.db, input.namespace, input.name);
       const page = await getAdapterPage(ctx.db, input.namespace, input.name, input.version);
-      return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id });
+      return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id, namespaceId: ctx.user.namespaceId });
     }),
 
   beginTaskUpload: adminProcedure

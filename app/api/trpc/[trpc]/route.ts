@@ -7,7 +7,14 @@ import { authOptions } from '@/server/auth';
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 
+// Requests carry JSON only: file bytes go straight to S3, so a larger body is a mistake or abuse.
+const MAX_BODY_BYTES = 1024 * 1024;
+
 async function handler(request: Request) {
+  const length = Number(request.headers.get('content-length') ?? 0);
+  if (length > MAX_BODY_BYTES) {
+    return Response.json({ error: { message: `request body of ${length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit; upload files through presigned URLs` } }, { status: 413 });
+  }
   const authorization = request.headers.get('authorization');
   // A bearer token wins over the cookie session, so scripts never act with a browser's rights.
   const session = authorization ? null : await getServerSession(authOptions());
