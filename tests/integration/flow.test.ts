@@ -119,4 +119,16 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
     expect(job.state).toBe('succeeded');
     expect((job.params as { subjects: { key: string }[] }).subjects.map((s) => s.key)).toEqual([expect.stringMatching(/^adapter-version:/)]);
   });
+
+  it('keeps the full run ranked when another user requests a quick one', async () => {
+    const stranger = await newUser('quick');
+    const { jobId } = await stranger.client.evals.request.mutate({ namespace: user.namespace, name: 'pubmedqa-tiny', taskId: 'pubmedqa', limit: 5 });
+    // The requester owns the job, so it can follow it; the adapter's owner does not see it.
+    const job = await waitForJob(stranger.client, jobId, ['succeeded', 'failed', 'cancelled']);
+    expect(job.state).toBe('succeeded');
+    await expect(user.client.finetune.get.query({ jobId })).rejects.toThrow(/not found/);
+
+    const board = await user.client.evals.leaderboard.query({ taskId: 'pubmedqa', baseModelId: TINY_BASE_ID });
+    expect(board.entries.find((e) => e.adapter === `${user.namespace}/pubmedqa-tiny`)?.total).toBe(20);
+  });
 });
