@@ -9,8 +9,8 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 const migrationsFolder = path.join(process.cwd(), 'drizzle', 'migrations');
 
 // Next.js bundles route handlers and server components separately, each with its own copy
-// of this module; the handle lives on globalThis so a process opens the database once.
-// Two PGlite instances on one folder corrupt it.
+// of this module. The handle lives on globalThis so that a process opens the database once,
+// because two PGlite instances on one folder corrupt it.
 const shared = globalThis as typeof globalThis & { __adapterMarketplaceDb?: Promise<Db> };
 
 /**

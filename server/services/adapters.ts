@@ -139,6 +139,12 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
 
 export const adapterSorts = ['recent', 'downloads', 'likes'] as const;
 
+function sortOrder(sort: (typeof adapterSorts)[number] | undefined): SQL[] {
+  if (sort === 'downloads') return [desc(adapters.downloads)];
+  if (sort === 'likes') return [desc(adapters.likes)];
+  return [];
+}
+
 export async function searchAdapters(db: Db, input: { query?: string; baseModelId?: string; domain?: string; sort?: (typeof adapterSorts)[number]; limit: number }) {
   // An adapter whose every version is yanked has nothing to offer in a listing.
   const filters: SQL[] = [sql`exists (select 1 from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`];
@@ -169,7 +175,7 @@ export async function searchAdapters(db: Db, input: { query?: string; baseModelI
     .from(adapters)
     .innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
     .where(filters.length ? and(...filters) : undefined)
-    .orderBy(...(input.sort === 'downloads' ? [desc(adapters.downloads)] : input.sort === 'likes' ? [desc(adapters.likes)] : []), desc(adapters.updatedAt))
+    .orderBy(...sortOrder(input.sort), desc(adapters.updatedAt))
     .limit(input.limit);
 }
 
@@ -278,7 +284,8 @@ export async function setLike(db: Db, input: { userId: string; namespace: string
     const changed = input.liked
       ? await tx.insert(likes).values({ userId: input.userId, adapterId: adapter.id }).onConflictDoNothing().returning({ userId: likes.userId })
       : await tx.delete(likes).where(and(eq(likes.userId, input.userId), eq(likes.adapterId, adapter.id))).returning({ userId: likes.userId });
-    const delta = changed.length === 0 ? 0 : input.liked ? 1 : -1;
+    let delta = 0;
+    if (changed.length > 0) delta = input.liked ? 1 : -1;
     const [updated] = await tx.update(adapters).set({ likes: sql`${adapters.likes} + ${delta}` }).where(eq(adapters.id, adapter.id)).returning({ likes: adapters.likes });
     return { liked: input.liked, likes: updated!.likes };
   });

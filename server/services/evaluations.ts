@@ -56,7 +56,7 @@ export async function createEvaluationJob(db: Db, input: { versionId: number; ta
   const params: EvaluateParams = { taskId: task.id, taskVersion: task.version, configHash: hash, limit: input.limit, subjects };
 
   const [job] = await db.insert(jobs).values({
-    // The job belongs to whoever asked for it, so the requester can follow and cancel it.
+    // The job belongs to the requester's namespace, so the requester can follow and cancel it.
     kind: 'evaluate', state: 'queued', namespaceId: input.namespaceId ?? version.namespaceId, createdBy: input.createdBy ?? null, baseModelId: version.baseModelId,
     params: params as unknown as Record<string, unknown>, parentJobId: input.parentJobId ?? null, maxAttempts: getEnv().JOB_MAX_ATTEMPTS, queuedAt: sql`now()`,
   }).returning({ id: jobs.id });
@@ -107,8 +107,8 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
     .where(and(eq(evalResults.taskId, taskId), baseModelId ? eq(evalResults.baseModelId, baseModelId) : undefined))
     .orderBy(desc(evalResults.createdAt));
 
-  // Rank each adapter version by its run over the most items (the newest among equals), so a
-  // quick run on a few items never replaces a full one; rows arrive newest first.
+  // Rank each adapter version by its run over the most items, the newest among equals, so a
+  // quick run on a few items never replaces a full one. Rows arrive newest first.
   const best = new Map<number, (typeof rows)[number]>();
   for (const row of rows) {
     if (row.adapterVersionId === null) continue;

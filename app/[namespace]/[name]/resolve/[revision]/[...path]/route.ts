@@ -20,7 +20,7 @@ type Params = { params: Promise<{ namespace: string; name: string; revision: str
 /**
  * Hub-compatible file download: a redirect to a presigned S3 URL, with the headers
  * huggingface_hub reads on the redirect (X-Repo-Commit, X-Linked-Etag with the sha256,
- * X-Linked-Size). S3 answers Range requests on the target itself.
+ * X-Linked-Size). S3 serves Range requests on the target itself.
  */
 async function resolve(request: Request, context: Params): Promise<Response> {
   const { namespace, name, revision, path } = await context.params;
