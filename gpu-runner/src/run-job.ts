@@ -101,6 +101,7 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
     const specPath = path.join(workDir, 'spec.json');
     await fs.writeFile(specPath, JSON.stringify(spec, null, 2));
     log.info({ workDir }, 'starting worker');
+    const workerStarted = Date.now();
 
     worker = startWorker({
       python: config.WORKER_PYTHON,
@@ -131,7 +132,9 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
       outcome = { status: 'cancelled', message: 'cancelled by the user; the worker stopped at a step boundary' };
     } else if (finishedEvent && exit.code === 0) {
       // Library versions come with the `started` event; the lineage needs them beside the summary.
-      outcome = { status: 'succeeded', summary: { ...finishedEvent.summary, versions }, hardware };
+      // An evaluation's summary has no wall time of its own; the runner measures the worker's.
+      const wallSeconds = finishedEvent.summary.wallSeconds ?? (Date.now() - workerStarted) / 1000;
+      outcome = { status: 'succeeded', summary: { ...finishedEvent.summary, versions, wallSeconds }, hardware };
       if (job.kind === 'finetune') outcome.files = await uploadOutputs(client, lease, path.join(workDir, 'adapter'));
       else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
     } else {

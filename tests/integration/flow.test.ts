@@ -93,6 +93,7 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
     });
     const evalJob = await waitForJob(user.client, evaluation.id, ['succeeded', 'failed', 'cancelled']);
     expect(evalJob.error).toBeNull();
+    expect(Number(evalJob.summary?.wallSeconds)).toBeGreaterThan(0);
 
     const board = await user.client.evals.leaderboard.query({ taskId: 'pubmedqa', baseModelId: TINY_BASE_ID });
     const entry = board.entries.find((e) => e.adapter === `${user.namespace}/pubmedqa-tiny`);
