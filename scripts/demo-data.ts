@@ -3,8 +3,8 @@
  * set (PQA-L) split into the 500 items outside the official test split (training) and the
  * 500 official test items (evaluation only).
  *
- * The files are read from DATA_DIR, or ../shared/data beside the checkout where present;
- * otherwise they are downloaded from their public source and checked against the pins.
+ * The files are read from DATA_DIR, or from ../shared/data beside the checkout. When neither
+ * has them, they are downloaded from their public source and checked against the pins.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';

@@ -15,9 +15,9 @@ const shared = globalThis as typeof globalThis & { __adapterMarketplaceDb?: Prom
 
 /**
  * Opens the database once per process and applies pending migrations.
- * With DATABASE_URL set this is a pooled node-postgres connection (a small pool, as
- * serverless instances each hold their own); without it, the embedded PGlite database
- * persisted under PGLITE_DIR, which only one process may open at a time.
+ * With DATABASE_URL set this is a small node-postgres pool, small because each serverless
+ * instance has its own. Without it, this is the embedded PGlite database persisted under
+ * PGLITE_DIR, which only one process may open at a time.
  */
 export function getDb(): Promise<Db> {
   shared.__adapterMarketplaceDb ??= openDb().catch((error: unknown) => {

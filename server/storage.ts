@@ -23,7 +23,7 @@ function s3(): S3Client {
   return client;
 }
 
-/** The S3 key of a content-addressed object. */
+/** Returns the S3 key of a content-addressed object. */
 export function blobKey(sha256: string): string {
   return `blobs/sha256/${sha256.slice(0, 2)}/${sha256}`;
 }
@@ -67,7 +67,7 @@ export async function getRange(key: string, start: number, end: number): Promise
   return Buffer.from(await out.Body!.transformToByteArray());
 }
 
-/** Reads a whole object; callers check its size first, since this holds it in memory. */
+/** Reads a whole object; callers check its size first, because the whole object is kept in memory. */
 export async function getObject(key: string): Promise<Buffer> {
   const out = await s3().send(new GetObjectCommand({ Bucket: getEnv().S3_BUCKET, Key: key }));
   return Buffer.from(await out.Body!.transformToByteArray());

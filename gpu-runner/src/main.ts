@@ -8,14 +8,14 @@ import { killAllWorkers } from './worker-process';
 
 /**
  * The runner process: registers with its token, then claims and runs one job at a time.
- * It holds no database or S3 credentials; every byte moves through presigned URLs.
+ * It has no database or S3 credentials: every byte moves through presigned URLs.
  */
 async function main() {
   const config = loadConfig();
   const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'runner', runner: config.RUNNER_NAME } });
   const client = createClient({ url: config.APP_URL, token: config.RUNNER_TOKEN });
 
-  // NOTE: GPU discovery is not done here yet: the worker itself picks CUDA when torch sees it.
+  // NOTE: GPU discovery is not done here yet: the worker itself picks CUDA when torch detects a GPU.
   const capabilities = { cpuOnly: true, gpus: [], bf16: false, hostname: os.hostname() };
   const hardware = () => `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 

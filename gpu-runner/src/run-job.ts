@@ -20,7 +20,7 @@ function isConflict(error: unknown): boolean {
 /**
  * Runs one claimed job to its end: fetch inputs, run the worker with heartbeats and event
  * reports, upload outputs and report the outcome. Stops the worker when the job is
- * cancelled or the lease is lost; in the latter case it reports nothing, because the job
+ * cancelled or the lease is lost. After a lost lease it reports nothing, because the job
  * already belongs to another attempt.
  */
 export async function runJob(options: { client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string; signal: { draining: boolean } }) {

@@ -66,7 +66,7 @@ describe('Hugging Face compatible read API', () => {
     expect(Number(result.stdout.trim().split('\n').pop())).toBeGreaterThan(0);
   });
 
-  it('answers a HEAD with the commit, sha256 ETag and size, and 404 for unknown repos', async () => {
+  it('sends Hub headers on HEAD, 404 when unknown', async () => {
     const response = await head(`${appUrl}/${repo}/resolve/main/adapter_config.json`);
     expect(response.statusCode).toBe(302);
     const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'hub-adapter' });
