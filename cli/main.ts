@@ -204,7 +204,8 @@ async function main(argv: string[]) {
     case 'leaderboard': {
       const board = await client.evals.leaderboard.query({ taskId: need(rest[0], 'TASK_ID') });
       const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
-      const human = [`${board.task.displayName}`, ...(board.entries.length === 0 ? ['  no adapter scores yet'] : []),
+      const baselines = board.task.baselines ? [`  baselines: random ${pct(board.task.baselines.random)}, always "${board.task.baselines.majority.answer}" ${pct(board.task.baselines.majority.accuracy)}`] : [];
+      const human = [`${board.task.displayName}`, ...baselines, ...(board.entries.length === 0 ? ['  no adapter scores yet'] : []),
         ...board.baseScores.map((b) => `  base ${b.baseModelId}: ${pct(b.accuracy)} ± ${pct(b.stderr)} (${b.correct}/${b.total})`),
         ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} ± ${pct(e.stderr)} (${e.correct}/${e.total})${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
       print(human, board);

@@ -219,8 +219,15 @@ export const benchmarkTasks = pgTable('benchmark_tasks', {
   version: integer('version').notNull(),
   dataSha256: text('data_sha256').notNull().references(() => blobs.sha256),
   itemCount: integer('item_count').notNull(),
+  // Scores that need no model, computed from the task's own items: random choice and the majority answer.
+  baselines: jsonb('baselines').$type<TaskBaselines>(),
   createdAt: createdAt(),
 });
+
+export interface TaskBaselines {
+  random: number;
+  majority: { answer: string; accuracy: number };
+}
 
 export const evalResults = pgTable('eval_results', {
   id: serial('id').primaryKey(),

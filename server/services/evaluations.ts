@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
-import { adapters, adapterVersions, benchmarkTasks, evalResults, jobs, namespaces } from '@/drizzle/schema';
+import { adapters, adapterVersions, benchmarkTasks, evalResults, jobs, namespaces, type TaskBaselines } from '@/drizzle/schema';
+import { getObject } from '../storage';
 import type { EvaluationResult } from '../contracts/worker-events';
 import type { Db } from '../db';
 import { getEnv } from '../env';
@@ -12,11 +13,51 @@ import type { VerifiedFile } from './uploads';
 // Bump when the worker's scoring changes, so old and new scores are never mixed.
 export const SCORING_METHOD = 'mc-loglik-sum-v1';
 
+const MAX_TASK_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Computes the trivial baselines of a multiple-choice task from its JSONL items: the expected
+ * accuracy of a random choice, and the accuracy of always giving the most frequent answer.
+ */
+export function taskBaselines(text: string): { itemCount: number; baselines: TaskBaselines } {
+  let randomSum = 0;
+  const answers = new Map<string, number>();
+  const lines = text.split('\n').filter((line) => line.trim() !== '');
+  lines.forEach((line, index) => {
+    let item: { choices?: unknown; gold?: unknown };
+    try {
+      item = JSON.parse(line);
+    } catch {
+      throw badRequest(`task line ${index + 1}: invalid JSON; each line needs {"id", "prompt", "choices", "gold"}`);
+    }
+    const choices = item.choices;
+    if (!Array.isArray(choices) || choices.length < 2 || !choices.every((c) => typeof c === 'string')) {
+      throw badRequest(`task line ${index + 1}: \`choices\` must list at least two strings`);
+    }
+    if (!Number.isInteger(item.gold) || (item.gold as number) < 0 || (item.gold as number) >= choices.length) {
+      throw badRequest(`task line ${index + 1}: \`gold\` ${JSON.stringify(item.gold)} must index one of the ${choices.length} choices`);
+    }
+    randomSum += 1 / choices.length;
+    const answer = choices[item.gold as number] as string;
+    answers.set(answer, (answers.get(answer) ?? 0) + 1);
+  });
+  if (lines.length === 0) throw badRequest('the task file has no items');
+  const [answer, count] = [...answers.entries()].sort((a, b) => b[1] - a[1])[0]!;
+  return { itemCount: lines.length, baselines: { random: randomSum / lines.length, majority: { answer, accuracy: count / lines.length } } };
+}
+
 export async function registerTask(db: Db, input: { id: string; displayName: string; description: string; domain: string; file: VerifiedFile; itemCount: number }) {
+  if (input.file.size > MAX_TASK_BYTES) throw badRequest(`task file is ${input.file.size} bytes; the limit is ${MAX_TASK_BYTES}`);
+  const { itemCount, baselines } = taskBaselines((await getObject(input.file.s3Key)).toString('utf8'));
+  if (itemCount !== input.itemCount) throw badRequest(`the task file has ${itemCount} items but ${input.itemCount} were announced`);
+
   const [existing] = await db.select().from(benchmarkTasks).where(eq(benchmarkTasks.id, input.id)).limit(1);
-  if (existing?.dataSha256 === input.file.sha256) return { id: existing.id, version: existing.version };
+  if (existing?.dataSha256 === input.file.sha256) {
+    if (!existing.baselines) await db.update(benchmarkTasks).set({ baselines }).where(eq(benchmarkTasks.id, input.id));
+    return { id: existing.id, version: existing.version };
+  }
   const version = existing ? existing.version + 1 : 1;
-  const values = { id: input.id, displayName: input.displayName, description: input.description, domain: input.domain, version, dataSha256: input.file.sha256, itemCount: input.itemCount };
+  const values = { id: input.id, displayName: input.displayName, description: input.description, domain: input.domain, version, dataSha256: input.file.sha256, itemCount, baselines };
   await db.insert(benchmarkTasks).values(values).onConflictDoUpdate({ target: benchmarkTasks.id, set: values });
   return { id: input.id, version };
 }
@@ -130,7 +171,7 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
   }
   entries.sort((a, b) => b.accuracy - a.accuracy);
   return {
-    task: { id: task.id, displayName: task.displayName, description: task.description, version: task.version, itemCount: task.itemCount, domain: task.domain },
+    task: { id: task.id, displayName: task.displayName, description: task.description, version: task.version, itemCount: task.itemCount, domain: task.domain, baselines: task.baselines },
     baseScores: [...baseScores.values()].map((b) => ({ baseModelId: b.baseModelId, accuracy: b.accuracy, stderr: b.stderr, correct: b.correct, total: b.total, configHash: b.configHash })),
     entries: entries.map((entry, index) => ({ rank: index + 1, ...entry })),
   };

@@ -19,6 +19,11 @@ export default async function LeaderboardPage({ params }: { params: Promise<{ ta
     <>
       <h1>{board.task.displayName}</h1>
       <p className="muted">{board.task.description}</p>
+      {board.task.baselines && (
+        <p data-testid="baselines">Trivial baselines over the task&apos;s {board.task.itemCount} items: random choice {percent(board.task.baselines.random)};
+          always &ldquo;{board.task.baselines.majority.answer}&rdquo; {percent(board.task.baselines.majority.accuracy)}. Runs on fewer items are compared with
+          the base model on the same items.</p>
+      )}
       <h2>Base models</h2>
       <table>
         <thead><tr><th>Base model</th><th>Accuracy</th><th>Correct / total</th></tr></thead>

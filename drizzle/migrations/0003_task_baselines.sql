@@ -1,0 +1,1 @@
+ALTER TABLE "benchmark_tasks" ADD COLUMN "baselines" jsonb;
