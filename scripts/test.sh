@@ -11,6 +11,8 @@ export TEST_DATA=.test-data
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/adapters_test}
 export S3_ENDPOINT=http://127.0.0.1:8433 S3_BUCKET=adapters-test S3_ACCESS_KEY_ID=test-access-key S3_SECRET_ACCESS_KEY=test-secret-key
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Tests that call server modules directly (storage checks) read the same validated settings.
+export NEXTAUTH_SECRET=test-secret-for-integration-tests-only
 
 scripts/stop-pid.sh "$TEST_DATA/seaweedfs/weed.pid" || true
 rm -rf "$TEST_DATA"

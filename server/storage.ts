@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
-  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, PutObjectCommand, S3Client, S3ServiceException,
+  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, PutObjectCommand, S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { getEnv } from './env';
@@ -88,4 +88,9 @@ export async function putObject(key: string, body: Buffer): Promise<void> {
 
 export async function checkBucket(): Promise<void> {
   await s3().send(new HeadBucketCommand({ Bucket: getEnv().S3_BUCKET }));
+}
+
+/** Deletes an object; deleting one that does not exist succeeds, as S3 defines it. */
+export async function deleteObject(key: string): Promise<void> {
+  await s3().send(new DeleteObjectCommand({ Bucket: getEnv().S3_BUCKET, Key: key }));
 }

@@ -1,8 +1,9 @@
-import { and, eq, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { blobs, uploadSessions } from '@/drizzle/schema';
 import type { Db } from '../db';
-import { blobKey, hashObject, headObject, presignPut } from '../storage';
+import { blobKey, deleteObject, hashObject, headObject, presignPut } from '../storage';
+import { logger } from '../logger';
 import { badRequest, notFound } from './errors';
 
 export const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth', '.ckpt', '.pkl', '.pickle'];
@@ -40,6 +41,7 @@ export async function beginUpload(db: Db, input: { userId: string | null; purpos
     paths.add(file.path);
   }
 
+  await removeAbandonedUploads(db);
   const known = input.files.length === 0 ? [] : await db.select({ sha256: blobs.sha256 }).from(blobs).where(inArray(blobs.sha256, input.files.map((f) => f.sha256)));
   const stored = new Set(known.map((row) => row.sha256));
 
@@ -96,4 +98,25 @@ export async function verifyFiles(db: Db, files: UploadFile[]): Promise<Verified
 
 export async function closeUpload(db: Db, uploadId: string): Promise<void> {
   await db.update(uploadSessions).set({ completedAt: sql`now()` }).where(eq(uploadSessions.id, uploadId));
+}
+
+/**
+ * Deletes upload sessions that expired unfinished, with any uploaded object that no finished
+ * upload recorded as a blob. Runs before each new upload, a few sessions at a time, so no
+ * timer process is needed.
+ */
+export async function removeAbandonedUploads(db: Db, batch = 20): Promise<number> {
+  const expired = await db.select({ id: uploadSessions.id, files: uploadSessions.files }).from(uploadSessions)
+    .where(and(isNull(uploadSessions.completedAt), lt(uploadSessions.expiresAt, sql`now()`))).limit(batch);
+  for (const session of expired) {
+    const hashes = session.files.map((file) => file.sha256);
+    const recorded = hashes.length === 0 ? [] : await db.select({ sha256: blobs.sha256 }).from(blobs).where(inArray(blobs.sha256, hashes));
+    const kept = new Set(recorded.map((row) => row.sha256));
+    for (const sha256 of hashes) {
+      if (!kept.has(sha256)) await deleteObject(blobKey(sha256));
+    }
+    await db.delete(uploadSessions).where(eq(uploadSessions.id, session.id));
+    logger.info({ uploadId: session.id, deleted: hashes.length - kept.size }, 'abandoned upload removed');
+  }
+  return expired.length;
 }

@@ -1,11 +1,14 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { blobKey, headObject } from '../../server/storage';
 import { describeFolder, putFiles } from '../../cli/upload';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
-import { TINY_BASE_ID } from '../setup/env';
+import { testEnv, TINY_BASE_ID } from '../setup/env';
 import { newUser, runCli, writeAdapterFolder, tinyHyperparameters } from '../setup/helpers';
 
 async function publish(client: Awaited<ReturnType<typeof newUser>>['client'], dir: string, name: string) {
@@ -91,5 +94,27 @@ describe('bad input', () => {
     })).rejects.toThrow(/data set version \d+ not found/);
     const result = runCli(['finetune', 'watch', '00000000-0000-4000-8000-000000000000'], 'amk_invalid');
     expect(result.stderr).toMatch(/API token is unknown, revoked or expired/);
+  });
+});
+
+describe('abandoned uploads', () => {
+  it('deletes expired unfinished uploads and their objects', async () => {
+    const user = await newUser('abandon');
+    const body = Buffer.from(`never finalized ${Date.now()}\n`);
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const begun = await user.client.datasets.beginUpload.mutate({ file: { path: 'left.jsonl', size: body.length, sha256 } });
+    expect((await fetch(begun.files[0]!.url!, { method: 'PUT', body })).ok).toBe(true);
+    expect(await headObject(blobKey(sha256))).toBe(body.length);
+
+    const pool = new pg.Pool({ connectionString: testEnv.DATABASE_URL });
+    await pool.query("update upload_sessions set expires_at = now() - interval '1 second' where id = $1", [begun.uploadId]);
+    // Any new upload sweeps expired sessions first.
+    await user.client.datasets.beginUpload.mutate({ file: { path: 'next.jsonl', size: 3, sha256: 'b'.repeat(64) } });
+    const { rows } = await pool.query('select count(*)::int as n from upload_sessions where id = $1', [begun.uploadId]);
+    await pool.end();
+
+    expect(rows[0].n).toBe(0);
+    expect(await headObject(blobKey(sha256))).toBeNull();
+    await expect(user.client.datasets.create.mutate({ uploadId: begun.uploadId, name: 'late', baseModelId: TINY_BASE_ID })).rejects.toThrow(/not found/);
   });
 });
