@@ -208,6 +208,7 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
   const scores = await db.select().from(evalResults).where(eq(evalResults.adapterVersionId, chosen.id)).orderBy(desc(evalResults.createdAt));
 
   return {
+    adapterId: adapter.id,
     namespace,
     name: adapter.name,
     description: adapter.description,
@@ -240,8 +241,7 @@ export async function downloadFile(db: Db, input: { namespace: string; name: str
     .onConflictDoNothing().returning({ versionId: downloadEvents.versionId });
   if (first) {
     await db.update(adapterVersions).set({ downloads: sql`${adapterVersions.downloads} + 1` }).where(eq(adapterVersions.id, page.version.id));
-    const { adapter } = await findAdapter(db, input.namespace, input.name);
-    await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, adapter.id));
+    await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, page.adapterId));
   }
 
   const warning = page.version.yanked ? `version ${page.version.version} of ${input.namespace}/${input.name} was yanked: ${page.version.yanked.reason}` : null;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db } from '../db';
-import { findAdapter, getAdapterPage } from './adapters';
+import { getAdapterPage } from './adapters';
 import { notFound } from './errors';
 
 /**
@@ -17,7 +17,7 @@ export function commitSha(adapterId: string, version: number): string {
 /** Finds the version a revision names: `main`, a version number (`3` or `v3`), or a commit sha. */
 export async function resolveRevision(db: Db, namespace: string, name: string, revision: string) {
   const latest = await getAdapterPage(db, namespace, name);
-  const adapterId = await adapterIdOf(db, namespace, name);
+  const { adapterId } = latest;
   if (revision === 'main') return { page: latest, sha: commitSha(adapterId, latest.version.version) };
 
   const number = /^v?(\d+)$/.exec(revision)?.[1];
@@ -27,10 +27,6 @@ export async function resolveRevision(db: Db, namespace: string, name: string, r
   if (!match) throw notFound(`revision ${JSON.stringify(revision)} of ${namespace}/${name}`);
   const page = match.version === latest.version.version ? latest : await getAdapterPage(db, namespace, name, match.version);
   return { page, sha: commitSha(adapterId, match.version) };
-}
-
-async function adapterIdOf(db: Db, namespace: string, name: string): Promise<string> {
-  return (await findAdapter(db, namespace, name)).adapter.id;
 }
 
 export async function modelInfo(db: Db, namespace: string, name: string, revision: string) {
