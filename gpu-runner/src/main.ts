@@ -7,7 +7,7 @@ import { runJob } from './run-job';
 import { killAllWorkers } from './worker-process';
 
 /**
- * The runner process: registers with its token, then claims and runs one job at a time.
+ * Runs the runner process: registers with its token, then claims and runs one job at a time.
  * It has no database or S3 credentials: every byte moves through presigned URLs.
  */
 async function main() {
@@ -58,7 +58,7 @@ async function main() {
 
     const jobLog = runnerLog.child({ jobId: claimed.jobId, attempt: claimed.attempt, kind: claimed.kind });
     jobLog.info('job claimed');
-    await runJob({ client, config, job: claimed, log: jobLog, hardware, signal: state });
+    await runJob({ client, config, job: claimed, log: jobLog, hardware });
     completed++;
     if (config.RUNNER_MAX_JOBS > 0 && completed >= config.RUNNER_MAX_JOBS) break;
   }

@@ -23,7 +23,7 @@ function isConflict(error: unknown): boolean {
  * cancelled or the lease is lost. After a lost lease it reports nothing, because the job
  * already belongs to another attempt.
  */
-export async function runJob(options: { client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string; signal: { draining: boolean } }) {
+export async function runJob(options: { client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string }) {
   const { client, config, job, log } = options;
   const lease = { jobId: job.jobId, leaseToken: job.leaseToken };
   const workDir = path.join(config.RUNNER_WORK_DIR, `${job.jobId}-${job.attempt}`);

@@ -163,7 +163,7 @@ async function taskSize(db: Db, sha256: string): Promise<number> {
 async function leasedJob(db: Db, jobId: string, leaseToken: string) {
   const [job] = await db.select().from(jobs).where(eq(jobs.id, jobId)).limit(1);
   if (!job) throw notFound(`job ${jobId}`);
-  if (job.leaseToken !== leaseToken) throw conflict(`lease on job ${jobId} was lost (another attempt holds it); stop working on it`);
+  if (job.leaseToken !== leaseToken) throw conflict(`lease on job ${jobId} was lost to another attempt; stop working on it`);
   return job;
 }
 

@@ -31,8 +31,8 @@ export function rejectPickles(files: UploadFile[]): void {
 }
 
 /**
- * Opens an upload: returns a presigned PUT per file, or null for content the store
- * already holds (files are stored once per sha256).
+ * Opens an upload: returns a presigned PUT per file, or null for content already in the
+ * store (files are stored once per sha256).
  */
 export async function beginUpload(db: Db, input: { userId: string | null; purpose: typeof uploadSessions.$inferInsert.purpose; files: UploadFile[] }) {
   const paths = new Set<string>();
@@ -111,12 +111,12 @@ export async function removeAbandonedUploads(db: Db, batch = 20): Promise<number
   for (const session of expired) {
     const hashes = session.files.map((file) => file.sha256);
     const recorded = hashes.length === 0 ? [] : await db.select({ sha256: blobs.sha256 }).from(blobs).where(inArray(blobs.sha256, hashes));
-    const kept = new Set(recorded.map((row) => row.sha256));
+    const recordedHashes = new Set(recorded.map((row) => row.sha256));
     for (const sha256 of hashes) {
-      if (!kept.has(sha256)) await deleteObject(blobKey(sha256));
+      if (!recordedHashes.has(sha256)) await deleteObject(blobKey(sha256));
     }
     await db.delete(uploadSessions).where(eq(uploadSessions.id, session.id));
-    logger.info({ uploadId: session.id, deleted: hashes.length - kept.size }, 'abandoned upload removed');
+    logger.info({ uploadId: session.id, deleted: hashes.length - recordedHashes.size }, 'abandoned upload removed');
   }
   return expired.length;
 }

@@ -96,7 +96,7 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
     expect(Number(evalJob.summary?.wallSeconds)).toBeGreaterThan(0);
 
     const board = await user.client.evals.leaderboard.query({ taskId: 'pubmedqa', baseModelId: TINY_BASE_ID });
-    // The test task contains the first 40 official test items, 20 of which answer "yes".
+    // The test task contains the first 40 official test items, 20 of them labelled "yes".
     expect(board.task.baselines).toEqual({ random: expect.closeTo(1 / 3, 10), majority: { answer: 'yes', accuracy: 20 / 40 } });
     const entry = board.entries.find((e) => e.adapter === `${user.namespace}/pubmedqa-tiny`);
     expect(entry).toMatchObject({ total: 20, base: { total: 20 } });
