@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createClient, type Client } from '../lib/trpc-client';
-import { describeFile, describeFolder, putFiles } from './upload';
+import { announce, describeFile, describeFolder, putFiles } from './upload';
 
 const HELP = `Usage: adapters <command> [options]
 
@@ -128,7 +128,7 @@ async function main(argv: string[]) {
       const name = need(values.name, '--name');
       const baseModelId = need(values.base, '--base');
       const files = await describeFolder(dir);
-      const begun = await client.adapters.beginUpload.mutate({ files: files.map(({ path: p, size, sha256 }) => ({ path: p, size, sha256 })) });
+      const begun = await client.adapters.beginUpload.mutate({ files: files.map(announce) });
       await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
       const published = await client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null });
       print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
@@ -156,7 +156,7 @@ async function main(argv: string[]) {
     }
     case 'dataset': {
       const file = await describeFile(need(rest[0], 'FILE.jsonl'), path.basename(need(rest[0], 'FILE.jsonl')));
-      const begun = await client.datasets.beginUpload.mutate({ file: { path: file.path, size: file.size, sha256: file.sha256 } });
+      const begun = await client.datasets.beginUpload.mutate({ file: announce(file) });
       await putFiles([file], begun.files, (name, done, total) => progressBar(name, done, total));
       const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base') });
       const report = created.report;

@@ -65,12 +65,27 @@ export const blobs = pgTable('blobs', {
   createdAt: createdAt(),
 });
 
+/**
+ * One announced file of an upload session. Files larger than one part go to S3 as a multipart
+ * upload at a key of their own (`key`, `multipartId`), with the sha256 of every part announced
+ * up front (`partSize` bytes each, the last one shorter).
+ */
+export interface SessionFile {
+  path: string;
+  size: number;
+  sha256: string;
+  key?: string;
+  multipartId?: string;
+  partSize?: number;
+  parts?: string[];
+}
+
 /** An upload in progress: the files a client announced and must put before finalizing. */
 export const uploadSessions = pgTable('upload_sessions', {
   id: uuid('id').primaryKey().defaultRandom(),
   userId: uuid('user_id').references(() => users.id),
   purpose: text('purpose', { enum: ['adapter', 'dataset', 'base-model', 'benchmark', 'job-output'] }).notNull(),
-  files: jsonb('files').$type<{ path: string; size: number; sha256: string }[]>().notNull(),
+  files: jsonb('files').$type<SessionFile[]>().notNull(),
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   completedAt: timestamp('completed_at', { withTimezone: true }),
   createdAt: createdAt(),
@@ -102,12 +117,43 @@ export const adapters = pgTable('adapters', {
   deprecatedAt: timestamp('deprecated_at', { withTimezone: true }),
   deprecationMessage: text('deprecation_message'),
   replacedBy: text('replaced_by'),
+  // Soft delete: hidden at once, purged with its files after the retention period.
+  deletedAt: timestamp('deleted_at', { withTimezone: true }),
+  // Set when the retention period ended and the files were removed; the row stays for lineage.
+  purgedAt: timestamp('purged_at', { withTimezone: true }),
+  // Listing facts copied from the newest version that is not yanked (null when every
+  // version is yanked), so that search filters and sorts on indexed columns of one table.
+  latestVersion: integer('latest_version'),
+  rank: integer('rank'),
+  peftType: text('peft_type'),
+  taskType: text('task_type'),
+  license: text('license'),
+  tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+  sizeBytes: bigint('size_bytes', { mode: 'number' }),
+  bestScore: doublePrecision('best_score'),
+  // Name, description, tags and the start of the model card, for full-text search.
+  searchText: text('search_text').notNull().default(''),
   createdAt: createdAt(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
-  uniqueIndex('adapters_namespace_name').on(t.namespaceId, t.name),
-  index('adapters_search').using('gin', sql`to_tsvector('english', ${t.name} || ' ' || ${t.description})`),
+  // A deleted adapter frees its name at once; restoring it fails if the name was taken since.
+  uniqueIndex('adapters_namespace_name').on(t.namespaceId, t.name).where(sql`${t.deletedAt} is null`),
+  index('adapters_fulltext').using('gin', sql`to_tsvector('english', ${t.searchText})`),
+  index('adapters_name_trigram').using('gin', sql`${t.name} gin_trgm_ops`),
+  index('adapters_listed_updated').on(t.updatedAt, t.id).where(sql`${t.latestVersion} is not null and ${t.deletedAt} is null`),
+  index('adapters_listed_downloads').on(t.downloads, t.id).where(sql`${t.latestVersion} is not null and ${t.deletedAt} is null`),
+  index('adapters_listed_likes').on(t.likes, t.id).where(sql`${t.latestVersion} is not null and ${t.deletedAt} is null`),
+  index('adapters_listed_score').on(sql`coalesce(${t.bestScore}, -1)`, t.id).where(sql`${t.latestVersion} is not null and ${t.deletedAt} is null`),
+  index('adapters_base_domain').on(t.baseModelId, t.domain),
 ]);
+
+/** Old names of renamed or transferred adapters; lookups by an old name redirect to the adapter. */
+export const adapterRedirects = pgTable('adapter_redirects', {
+  namespace: text('namespace').notNull(),
+  name: text('name').notNull(),
+  adapterId: uuid('adapter_id').notNull().references(() => adapters.id),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('adapter_redirects_name').on(t.namespace, t.name)]);
 
 export const adapterVersions = pgTable('adapter_versions', {
   id: serial('id').primaryKey(),
@@ -115,7 +161,13 @@ export const adapterVersions = pgTable('adapter_versions', {
   version: integer('version').notNull(),
   config: jsonb('config').$type<Record<string, unknown>>().notNull(),
   configSummary: jsonb('config_summary').$type<Record<string, unknown>>().notNull(),
+  // Optional semver label chosen by the publisher ("1.2.0"); the number stays the identity.
+  label: text('label'),
+  changelog: text('changelog'),
   modelCard: text('model_card'),
+  // The model card's YAML front matter (base_model, license, tags, datasets, language, domain).
+  cardMetadata: jsonb('card_metadata').$type<Record<string, unknown>>().notNull().default({}),
+  sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull().default(0),
   warnings: jsonb('warnings').$type<string[]>().notNull().default([]),
   lineage: jsonb('lineage').$type<Record<string, unknown>>(),
   // A job publishes at most one version: the unique index makes completion idempotent.

@@ -1,7 +1,7 @@
 /** Steps shared by the quickstart seeding, the benchmarks and the integration tests; each goes through the public API. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { describeFile, describeFolder, putFiles } from '../cli/upload';
+import { announce, describeFile, describeFolder, putFiles } from '../cli/upload';
 import type { Client } from '../lib/trpc-client';
 
 export async function ensureUser(client: Client, input: { email: string; password: string; namespace: string }, options: { admin?: boolean } = {}) {
@@ -17,7 +17,7 @@ export async function ensureUser(client: Client, input: { email: string; passwor
 export async function registerBaseModelFromFolder(client: Client, dir: string, id: string, displayName: string) {
   const manifest = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
   const files = (await describeFolder(dir)).filter((file) => file.path !== 'manifest.json');
-  const begun = await client.baseModels.beginUpload.mutate({ files: files.map(({ path: p, size, sha256 }) => ({ path: p, size, sha256 })) });
+  const begun = await client.baseModels.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
   return client.baseModels.register.mutate({ uploadId: begun.uploadId, id, displayName, manifest });
 }
@@ -25,14 +25,14 @@ export async function registerBaseModelFromFolder(client: Client, dir: string, i
 export async function registerTaskFromFile(client: Client, file: string, input: { id: string; displayName: string; description: string; domain: string }) {
   const described = await describeFile(file, path.basename(file));
   const itemCount = (await fs.readFile(file, 'utf8')).split('\n').filter((line) => line.trim()).length;
-  const begun = await client.evals.beginTaskUpload.mutate({ file: { path: described.path, size: described.size, sha256: described.sha256 } });
+  const begun = await client.evals.beginTaskUpload.mutate({ file: announce(described) });
   await putFiles([described], begun.files);
   return client.evals.registerTask.mutate({ uploadId: begun.uploadId, ...input, itemCount });
 }
 
 export async function uploadDataset(client: Client, file: string, name: string, baseModelId: string) {
   const described = await describeFile(file, path.basename(file));
-  const begun = await client.datasets.beginUpload.mutate({ file: { path: described.path, size: described.size, sha256: described.sha256 } });
+  const begun = await client.datasets.beginUpload.mutate({ file: announce(described) });
   await putFiles([described], begun.files);
   return client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId });
 }

@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh --browser
 
+# TEST_S3_PORT, TEST_APP_PORT and TEST_DATABASE_URL let a second checkout run its tests
+# beside this one.
 export TEST_DATA=.test-data
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/adapters_test}
-export S3_ENDPOINT=http://127.0.0.1:8433 S3_BUCKET=adapters-test S3_ACCESS_KEY_ID=test-access-key S3_SECRET_ACCESS_KEY=test-secret-key
+s3_port=${TEST_S3_PORT:-8433}
+export S3_ENDPOINT=http://127.0.0.1:$s3_port S3_BUCKET=adapters-test S3_ACCESS_KEY_ID=test-access-key S3_SECRET_ACCESS_KEY=test-secret-key
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # Tests that call server modules directly (storage checks) read the same validated settings.
 export NEXTAUTH_SECRET=test-secret-for-integration-tests-only
@@ -19,8 +22,8 @@ rm -rf "$TEST_DATA"
 mkdir -p "$TEST_DATA"
 trap 'scripts/stop-pid.sh "$TEST_DATA/seaweedfs/weed.pid"' EXIT
 
-echo "==> starting SeaweedFS on 127.0.0.1:8433"
-scripts/seaweedfs.sh "$TEST_DATA/seaweedfs" 8433 "$S3_BUCKET" "$S3_ACCESS_KEY_ID" "$S3_SECRET_ACCESS_KEY" >/dev/null
+echo "==> starting SeaweedFS on 127.0.0.1:$s3_port"
+scripts/seaweedfs.sh "$TEST_DATA/seaweedfs" "$s3_port" "$S3_BUCKET" "$S3_ACCESS_KEY_ID" "$S3_SECRET_ACCESS_KEY" >/dev/null
 
 echo "==> creating a fresh test database"
 node scripts/reset-database.mjs "$DATABASE_URL"

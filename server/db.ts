@@ -43,9 +43,10 @@ async function openDb(): Promise<Db> {
   }
 
   const { PGlite } = await import('@electric-sql/pglite');
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
-  const client = new PGlite(path.resolve(env.PGLITE_DIR));
+  const client = new PGlite(path.resolve(env.PGLITE_DIR), { extensions: { pg_trgm } });
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
   logger.info({ driver: 'pglite', dir: env.PGLITE_DIR }, 'database ready');

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
-  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, PutObjectCommand, S3Client, S3ServiceException,
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand,
+  HeadBucketCommand, HeadObjectCommand, ListPartsCommand, NoSuchUpload, NotFound, PutObjectCommand, S3Client, S3ServiceException, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { getEnv } from './env';
@@ -34,9 +35,84 @@ export function blobKey(sha256: string): string {
  */
 export async function presignPut(key: string, size: number, sha256Hex: string): Promise<string> {
   const env = getEnv();
-  const checksum = Buffer.from(sha256Hex, 'hex').toString('base64');
-  const command = new PutObjectCommand({ Bucket: env.S3_BUCKET, Key: key, ContentLength: size, ChecksumSHA256: checksum });
+  const command = new PutObjectCommand({ Bucket: env.S3_BUCKET, Key: key, ContentLength: size, ChecksumSHA256: base64Sha256(sha256Hex) });
   return getSignedUrl(s3(), command, { expiresIn: env.S3_PRESIGN_SECONDS });
+}
+
+function base64Sha256(sha256Hex: string): string {
+  return Buffer.from(sha256Hex, 'hex').toString('base64');
+}
+
+/** Starts a multipart upload whose parts each carry a sha256 checksum; returns its upload id. */
+export async function createMultipartUpload(key: string): Promise<string> {
+  const out = await s3().send(new CreateMultipartUploadCommand({ Bucket: getEnv().S3_BUCKET, Key: key, ChecksumAlgorithm: 'SHA256' }));
+  if (!out.UploadId) throw new Error(`S3 returned no upload id for ${key}`);
+  return out.UploadId;
+}
+
+/** Presigns the PUT of one part (numbered from 1) of exactly `size` bytes with the given sha256. */
+export async function presignUploadPart(key: string, uploadId: string, partNumber: number, size: number, sha256Hex: string): Promise<string> {
+  const env = getEnv();
+  const command = new UploadPartCommand({
+    Bucket: env.S3_BUCKET, Key: key, UploadId: uploadId, PartNumber: partNumber, ContentLength: size, ChecksumSHA256: base64Sha256(sha256Hex),
+  });
+  return getSignedUrl(s3(), command, { expiresIn: env.S3_PRESIGN_SECONDS });
+}
+
+export interface StoredPart {
+  partNumber: number;
+  size: number;
+  etag: string;
+  // Hex sha256 of the part as the store reports it, or null when the store keeps none.
+  sha256: string | null;
+}
+
+/** Lists the parts uploaded so far, or returns null when the multipart upload no longer exists. */
+export async function listParts(key: string, uploadId: string): Promise<StoredPart[] | null> {
+  const parts: StoredPart[] = [];
+  let marker: string | undefined;
+  try {
+    for (;;) {
+      const out = await s3().send(new ListPartsCommand({ Bucket: getEnv().S3_BUCKET, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+      for (const part of out.Parts ?? []) {
+        parts.push({
+          partNumber: part.PartNumber!,
+          size: part.Size ?? 0,
+          etag: part.ETag ?? '',
+          sha256: part.ChecksumSHA256 ? Buffer.from(part.ChecksumSHA256, 'base64').toString('hex') : null,
+        });
+      }
+      if (!out.IsTruncated) return parts;
+      marker = out.NextPartNumberMarker;
+    }
+  } catch (error) {
+    if (error instanceof NoSuchUpload || (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)) return null;
+    throw error;
+  }
+}
+
+/** Joins the listed parts, in order, into the object. */
+export async function completeMultipartUpload(key: string, uploadId: string, parts: { partNumber: number; etag: string; sha256: string }[]): Promise<void> {
+  await s3().send(new CompleteMultipartUploadCommand({
+    Bucket: getEnv().S3_BUCKET, Key: key, UploadId: uploadId,
+    MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag, ChecksumSHA256: base64Sha256(part.sha256) })) },
+  }));
+}
+
+/** Aborts a multipart upload and frees its parts; aborting one that is gone succeeds. */
+export async function abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+  try {
+    await s3().send(new AbortMultipartUploadCommand({ Bucket: getEnv().S3_BUCKET, Key: key, UploadId: uploadId }));
+  } catch (error) {
+    if (error instanceof NoSuchUpload || (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)) return;
+    throw error;
+  }
+}
+
+/** Streams an object; the caller must consume or destroy the stream. */
+export async function getObjectStream(key: string): Promise<Readable> {
+  const out = await s3().send(new GetObjectCommand({ Bucket: getEnv().S3_BUCKET, Key: key }));
+  return out.Body as Readable;
 }
 
 /** Presigns a GET; `filename` sets the name a browser saves the download under. */

@@ -4,7 +4,7 @@ import { useMutation, useQuery } from '@tanstack/react-query';
 import { useRouter } from 'next/navigation';
 import { useEffect, useState } from 'react';
 import { useTRPC, useTRPCClient } from '@/lib/trpc-react';
-import { putWithProgress, sha256Hex } from '@/lib/upload';
+import { describeBrowserFile, uploadParts } from '@/lib/upload';
 
 interface Report {
   valid: boolean;
@@ -43,12 +43,10 @@ export default function FinetunePage() {
     setUploadError(null);
     setDataset(null);
     try {
-      const bytes = await file.arrayBuffer();
-      const sha256 = await sha256Hex(bytes);
-      const begun = await client.datasets.beginUpload.mutate({ file: { path: file.name, size: bytes.byteLength, sha256 } });
-      const target = begun.files[0]!;
+      const described = await describeBrowserFile(file, file.name.replace(/[^A-Za-z0-9._-]/g, '_'));
+      const begun = await client.datasets.beginUpload.mutate({ file: described });
       setUploadProgress(0);
-      if (target.url) await putWithProgress(target.url, bytes, setUploadProgress);
+      await uploadParts(file, begun.files[0]!, (done, total) => setUploadProgress(total === 0 ? 1 : done / total));
       setUploadProgress(null);
       const name = file.name.replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]/g, '-');
       const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId });

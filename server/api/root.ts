@@ -5,6 +5,7 @@ import { datasetsRouter } from './routers/datasets';
 import { evalsRouter } from './routers/evals';
 import { finetuneRouter } from './routers/finetune';
 import { runnerRouter } from './routers/runner';
+import { uploadsRouter } from './routers/uploads';
 import { createCallerFactory, router } from './trpc';
 
 export const appRouter = router({
@@ -15,6 +16,7 @@ export const appRouter = router({
   finetune: finetuneRouter,
   evals: evalsRouter,
   runner: runnerRouter,
+  uploads: uploadsRouter,
 });
 
 export type AppRouter = typeof appRouter;

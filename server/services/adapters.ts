@@ -5,10 +5,10 @@ import { PeftConfigError, parsePeftConfig } from '../formats/peft-config';
 import { checkLoraTensors } from '../formats/lora-tensors';
 import { servingTargets } from '../formats/serving';
 import { parseHeader, readHeaderLength, SafetensorsError } from '../formats/safetensors';
-import { blobKey, getObject, getRange, presignGet } from '../storage';
+import { getObject, getRange, presignGet } from '../storage';
 import { getBaseModel } from './base-models';
 import { badRequest, notFound } from './errors';
-import { rejectPickles, type VerifiedFile } from './uploads';
+import { blobObjectKey, rejectPickles, type VerifiedFile } from './uploads';
 
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
 const MAX_TEXT_FILE_BYTES = 1024 * 1024;
@@ -245,7 +245,7 @@ export async function downloadFile(db: Db, input: { namespace: string; name: str
   }
 
   const warning = page.version.yanked ? `version ${page.version.version} of ${input.namespace}/${input.name} was yanked: ${page.version.yanked.reason}` : null;
-  return { url: await presignGet(blobKey(file.sha256), file.path), sha256: file.sha256, size: file.size, version: page.version.version, warning };
+  return { url: await presignGet(await blobObjectKey(db, file.sha256), file.path), sha256: file.sha256, size: file.size, version: page.version.version, warning };
 }
 
 /** Loads an adapter of the caller's own namespace; another namespace's adapter is NOT_FOUND to it. */

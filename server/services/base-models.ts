@@ -3,7 +3,8 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 import { baseModels, type ModuleShape } from '@/drizzle/schema';
 import type { Db } from '../db';
-import { blobKey, getObject } from '../storage';
+import { getObject } from '../storage';
+import { blobObjectKey } from './uploads';
 import { badRequest, notFound } from './errors';
 import type { VerifiedFile } from './uploads';
 
@@ -55,14 +56,14 @@ export async function listBaseModels(db: Db) {
 const tokenizers = new Map<string, Promise<Tokenizer>>();
 
 /** Loads the base model's own tokenizer from its files in S3 (never from a hub). */
-export function baseModelTokenizer(model: typeof baseModels.$inferSelect): Promise<Tokenizer> {
+export function baseModelTokenizer(db: Db, model: typeof baseModels.$inferSelect): Promise<Tokenizer> {
   const json = model.files.find((file) => file.path === 'tokenizer.json')!;
   const config = model.files.find((file) => file.path === 'tokenizer_config.json')!;
   const cacheKey = `${model.id}:${json.sha256}`;
   let loading = tokenizers.get(cacheKey);
   if (!loading) {
     loading = (async () => {
-      const [tokenizerJson, tokenizerConfig] = await Promise.all([getObject(blobKey(json.sha256)), getObject(blobKey(config.sha256))]);
+      const [tokenizerJson, tokenizerConfig] = await Promise.all([getObject(await blobObjectKey(db, json.sha256)), getObject(await blobObjectKey(db, config.sha256))]);
       return new Tokenizer(JSON.parse(tokenizerJson.toString('utf8')), JSON.parse(tokenizerConfig.toString('utf8')));
     })();
     loading.catch(() => tokenizers.delete(cacheKey));

@@ -22,7 +22,7 @@ export async function createDatasetVersion(db: Db, input: { namespaceId: string;
   if (!/\.jsonl$/i.test(input.file.path)) throw badRequest(`${input.file.path}: only JSONL files (.jsonl) are accepted; put one JSON object per line`);
 
   const base = await getBaseModel(db, input.baseModelId);
-  const tokenizer = await baseModelTokenizer(base);
+  const tokenizer = await baseModelTokenizer(db, base);
   const bytes = await getObject(input.file.s3Key);
   const report = validateJsonlDataset(bytes, (text) => tokenizer.encode(text, { add_special_tokens: false }).ids.length);
 

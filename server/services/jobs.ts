@@ -12,7 +12,7 @@ import { getBaseModel } from './base-models';
 import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
 import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
-import { verifyFiles, type UploadFile } from './uploads';
+import { blobObjectKey, verifyFiles, type UploadFile } from './uploads';
 
 /** Starting points by task difficulty; every value can be edited before starting. alpha = 2 × rank. */
 export const presets = {
@@ -100,8 +100,8 @@ export async function registerRunner(db: Db, tokenId: string, name: string, capa
   return { runnerId: runner!.id };
 }
 
-async function remote(path: string, sha256: string, size: number): Promise<RemoteFile> {
-  return { path, sha256, size, url: await presignGet(blobKey(sha256)) };
+async function remote(db: Db, path: string, sha256: string, size: number): Promise<RemoteFile> {
+  return { path, sha256, size, url: await presignGet(await blobObjectKey(db, sha256)) };
 }
 
 /** Claims the oldest queued job under a fresh lease; SKIP LOCKED keeps concurrent runners apart. */
@@ -131,23 +131,23 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
   const base = await getBaseModel(db, claimed.baseModelId);
   const spec: ClaimedJob = {
     jobId: claimed.id, kind: claimed.kind, attempt: claimed.attempts, leaseToken, leaseSeconds,
-    baseModel: { id: base.id, files: await Promise.all(base.files.map((f) => remote(f.path, f.sha256, f.size))) },
+    baseModel: { id: base.id, files: await Promise.all(base.files.map((f) => remote(db, f.path, f.sha256, f.size))) },
   };
 
   if (claimed.kind === 'finetune') {
     const params = claimed.params as unknown as FinetuneParams;
     const dataset = await getDatasetVersion(db, claimed.datasetVersionId!);
-    spec.finetune = { dataset: await remote('data.jsonl', dataset.version.sha256, dataset.version.size), hyperparameters: params.hyperparameters };
+    spec.finetune = { dataset: await remote(db, 'data.jsonl', dataset.version.sha256, dataset.version.size), hyperparameters: params.hyperparameters };
   } else {
     const params = claimed.params as unknown as EvaluateParams;
     const task = await getTask(db, params.taskId);
     const subjects = await Promise.all(params.subjects.map(async (subject) => {
       if (subject.adapterVersionId === null) return { key: subject.key };
       const files = await db.select().from(adapterFiles).where(eq(adapterFiles.versionId, subject.adapterVersionId));
-      return { key: subject.key, adapterFiles: await Promise.all(files.map((f) => remote(f.path, f.sha256, f.size))) };
+      return { key: subject.key, adapterFiles: await Promise.all(files.map((f) => remote(db, f.path, f.sha256, f.size))) };
     }));
     spec.evaluate = {
-      task: { id: task.id, version: task.version, file: await remote('task.jsonl', task.dataSha256, (await taskSize(db, task.dataSha256))), limit: params.limit },
+      task: { id: task.id, version: task.version, file: await remote(db, 'task.jsonl', task.dataSha256, (await taskSize(db, task.dataSha256))), limit: params.limit },
       subjects,
     };
   }

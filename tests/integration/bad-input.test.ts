@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { blobKey, headObject } from '../../server/storage';
-import { describeFolder, putFiles } from '../../cli/upload';
+import { announce, describeFolder, putFiles } from '../../cli/upload';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { testEnv, TINY_BASE_ID } from '../setup/env';
@@ -13,7 +13,7 @@ import { newUser, runCli, writeAdapterFolder, tinyHyperparameters } from '../set
 
 async function publish(client: Awaited<ReturnType<typeof newUser>>['client'], dir: string, name: string) {
   const files = await describeFolder(dir);
-  const begun = await client.adapters.beginUpload.mutate({ files: files.map(({ path: p, size, sha256 }) => ({ path: p, size, sha256 })) });
+  const begun = await client.adapters.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
   return client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID });
 }
@@ -77,7 +77,7 @@ describe('bad input', () => {
 
   it('rejects a file whose bytes do not match the announced sha256', async () => {
     const begun = await user.client.datasets.beginUpload.mutate({ file: { path: 'x.jsonl', size: 5, sha256: 'a'.repeat(64) } });
-    const response = await fetch(begun.files[0]!.url!, { method: 'PUT', body: 'hello' });
+    const response = await fetch(begun.files[0]!.parts[0]!.url, { method: 'PUT', body: 'hello' });
     expect(response.ok).toBe(false);
     await expect(user.client.datasets.create.mutate({ uploadId: begun.uploadId, name: 'x', baseModelId: TINY_BASE_ID })).rejects.toThrow(/x\.jsonl was not uploaded/);
   });
@@ -103,7 +103,7 @@ describe('abandoned uploads', () => {
     const body = Buffer.from(`never finalized ${Date.now()}\n`);
     const sha256 = createHash('sha256').update(body).digest('hex');
     const begun = await user.client.datasets.beginUpload.mutate({ file: { path: 'left.jsonl', size: body.length, sha256 } });
-    expect((await fetch(begun.files[0]!.url!, { method: 'PUT', body })).ok).toBe(true);
+    expect((await fetch(begun.files[0]!.parts[0]!.url, { method: 'PUT', body })).ok).toBe(true);
     expect(await headObject(blobKey(sha256))).toBe(body.length);
 
     const pool = new pg.Pool({ connectionString: testEnv.DATABASE_URL });

@@ -4,7 +4,8 @@ import { getDb } from '@/server/db';
 import { resolveRevision } from '@/server/services/hf-compat';
 import { downloadFile } from '@/server/services/adapters';
 import { notFound } from '@/server/services/errors';
-import { blobKey, presignGet } from '@/server/storage';
+import { presignGet } from '@/server/storage';
+import { blobObjectKey } from '@/server/services/uploads';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
@@ -33,7 +34,7 @@ async function resolve(request: Request, context: Params): Promise<Response> {
 
     // HEAD is metadata only; a GET counts as a download.
     const location = request.method === 'HEAD'
-      ? await presignGet(blobKey(entry.sha256))
+      ? await presignGet(await blobObjectKey(db, entry.sha256))
       : (await downloadFile(db, { namespace, name, version: page.version.version, path: file, clientKey: clientKeyOf(request) })).url;
     return new Response(null, {
       status: 302,
