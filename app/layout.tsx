@@ -13,6 +13,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           <header className="top">
             <a className="brand" href="/">Adapter marketplace</a>
             <a href="/">Browse</a>
+            <a href="/publish">Publish</a>
             <a href="/finetune">Fine-tune</a>
             <a href="/jobs">Jobs</a>
             <a href="/leaderboard">Leaderboards</a>

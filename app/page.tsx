@@ -1,22 +1,54 @@
 'use client';
 
-import { useQuery } from '@tanstack/react-query';
+import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { useRouter, useSearchParams } from 'next/navigation';
 import { Suspense, useState } from 'react';
 import { useTRPC } from '@/lib/trpc-react';
+import { formatBytes } from '@/lib/format';
+
+const SORTS = [
+  ['relevance', 'Best match'],
+  ['recent', 'Recently updated'],
+  ['downloads', 'Most downloaded'],
+  ['likes', 'Most liked'],
+  ['score', 'Best leaderboard score'],
+] as const;
+type Sort = (typeof SORTS)[number][0];
+
+// URL parameter, search filter and heading of each facet, in display order.
+const FACETS = [
+  ['base', 'baseModelId', 'Base model'],
+  ['domain', 'domain', 'Domain'],
+  ['task', 'taskType', 'Task'],
+  ['rank', 'rank', 'Rank'],
+  ['license', 'license', 'License'],
+  ['peft', 'peftType', 'PEFT type'],
+] as const;
 
 function Browse() {
   const trpc = useTRPC();
   const router = useRouter();
   const params = useSearchParams();
   const query = params.get('q') ?? '';
-  const baseModelId = params.get('base') ?? '';
-  const domain = params.get('domain') ?? '';
-  const sort = (params.get('sort') ?? 'recent') as 'recent' | 'downloads' | 'likes';
+  const sort = (SORTS.some(([key]) => key === params.get('sort')) ? params.get('sort') : 'relevance') as Sort;
   const [text, setText] = useState(query);
 
-  const baseModels = useQuery(trpc.baseModels.list.queryOptions());
-  const results = useQuery(trpc.adapters.search.queryOptions({ query: query || undefined, baseModelId: baseModelId || undefined, domain: domain || undefined, sort }));
+  const filters = {
+    query: query || undefined,
+    baseModelId: params.get('base') || undefined,
+    domain: params.get('domain') || undefined,
+    taskType: params.get('task') || undefined,
+    rank: params.get('rank') && /^\d+$/.test(params.get('rank')!) ? Number(params.get('rank')) : undefined,
+    license: params.get('license') || undefined,
+    peftType: params.get('peft') || undefined,
+    tag: params.get('tag') || undefined,
+  };
+  const facets = useQuery(trpc.adapters.facets.queryOptions(filters));
+  const results = useInfiniteQuery(trpc.adapters.search.infiniteQueryOptions(
+    { ...filters, sort, limit: 24 },
+    { getNextPageParam: (page) => page.nextCursor },
+  ));
+  const items = results.data?.pages.flatMap((page) => page.items) ?? [];
 
   // Filters live in the URL so a search can be shared and reloaded.
   const update = (changes: Record<string, string>) => {
@@ -29,40 +61,65 @@ function Browse() {
     <>
       <h1>LoRA adapters</h1>
       <form className="row" onSubmit={(event) => { event.preventDefault(); update({ q: text }); }}>
-        <input aria-label="Search adapters" placeholder="Search adapters" value={text} onChange={(e) => setText(e.target.value)} style={{ minWidth: 320 }} />
-        <select aria-label="Base model" value={baseModelId} onChange={(e) => update({ base: e.target.value })}>
-          <option value="">All base models</option>
-          {baseModels.data?.map((m) => <option key={m.id} value={m.id}>{m.displayName}</option>)}
-        </select>
-        <select aria-label="Domain" value={domain} onChange={(e) => update({ domain: e.target.value })}>
-          <option value="">All domains</option>
-          {['medical', 'finance', 'industry', 'general'].map((d) => <option key={d} value={d}>{d}</option>)}
-        </select>
-        <select aria-label="Sort" value={sort} onChange={(e) => update({ sort: e.target.value === 'recent' ? '' : e.target.value })}>
-          <option value="recent">Recently updated</option>
-          <option value="downloads">Most downloaded</option>
-          <option value="likes">Most liked</option>
+        <input aria-label="Search adapters" placeholder="Search names, descriptions, tags and model cards" value={text} onChange={(e) => setText(e.target.value)} style={{ minWidth: 360 }} />
+        <select aria-label="Sort" value={sort} onChange={(e) => update({ sort: e.target.value === 'relevance' ? '' : e.target.value })}>
+          {SORTS.map(([key, label]) => <option key={key} value={key}>{label}</option>)}
         </select>
         <button type="submit">Search</button>
+        {filters.tag && <button type="button" className="badge" onClick={() => update({ tag: '' })}>tag: {filters.tag} ×</button>}
       </form>
-      {results.error && <p className="error">{results.error.message}</p>}
-      {results.data?.length === 0 && <p className="muted">No adapters match. Publish one with <code>npm run cli -- publish DIR</code> or fine-tune one.</p>}
-      <div className="grid" style={{ marginTop: 16 }}>
-        {results.data?.map((a) => (
-          <a key={`${a.namespace}/${a.name}`} href={`/${a.namespace}/${a.name}`} className="card" style={{ textDecoration: 'none', color: 'inherit' }}>
-            <strong>{a.namespace}/{a.name}</strong>
-            <div className="muted">{a.description || 'No description'}</div>
-            <div className="row muted" style={{ fontSize: 13 }}>
-              <span className="badge">{a.baseModelId}</span>
-              {a.domain && <span className="badge">{a.domain}</span>}
-              {a.deprecated && <span className="badge state-failed">deprecated</span>}
-              <span>v{a.latestVersion}</span>
-              <span>{a.downloads} downloads</span>
-              <span>{a.likes} likes</span>
-              {a.bestAccuracy !== null && <span>best accuracy {(Number(a.bestAccuracy) * 100).toFixed(1)}%</span>}
-            </div>
-          </a>
-        ))}
+      <div className="browse">
+        <aside aria-label="Filters">
+          {FACETS.map(([param, key, heading]) => {
+            const values = facets.data?.[key] ?? [];
+            const chosen = params.get(param);
+            if (values.length === 0 && !chosen) return null;
+            return (
+              <section key={param} className="facet">
+                <h3>{heading}</h3>
+                {chosen && <button type="button" className="link" onClick={() => update({ [param]: '' })}>Any {heading.toLowerCase()}</button>}
+                <ul>
+                  {values.map((entry) => (
+                    <li key={entry.value}>
+                      <label>
+                        <input type="radio" name={param} checked={chosen === entry.value} onChange={() => update({ [param]: entry.value })} />
+                        {' '}{entry.value} <span className="muted">({entry.count})</span>
+                      </label>
+                    </li>
+                  ))}
+                </ul>
+              </section>
+            );
+          })}
+        </aside>
+        <div>
+          {results.error && <p className="error">{results.error.message}</p>}
+          {results.data && items.length === 0 && <p className="muted">No adapters match. Publish one from the <a href="/publish">publish page</a> or with <code>npm run cli -- publish DIR</code>, or fine-tune one.</p>}
+          <div className="grid">
+            {items.map((a) => (
+              <a key={a.id} href={`/${a.namespace}/${a.name}`} className="card" style={{ textDecoration: 'none', color: 'inherit' }}>
+                <strong>{a.namespace}/{a.name}</strong>
+                <div className="muted">{a.description || 'No description'}</div>
+                <div className="row muted" style={{ fontSize: 13 }}>
+                  <span className="badge">{a.baseModelId}</span>
+                  {a.domain && <span className="badge">{a.domain}</span>}
+                  {a.deprecated && <span className="badge state-failed">deprecated</span>}
+                  <span>v{a.latestVersion}</span>
+                  {a.rank !== null && <span>rank {a.rank}</span>}
+                  {a.sizeBytes !== null && <span>{formatBytes(a.sizeBytes)}</span>}
+                  <span>{a.downloads} downloads</span>
+                  <span>{a.likes} likes</span>
+                  {a.bestScore !== null && <span>best score {(a.bestScore * 100).toFixed(1)}%</span>}
+                </div>
+              </a>
+            ))}
+          </div>
+          {results.hasNextPage && (
+            <button type="button" onClick={() => results.fetchNextPage()} disabled={results.isFetchingNextPage} style={{ marginTop: 16 }}>
+              {results.isFetchingNextPage ? 'Loading…' : 'Load more'}
+            </button>
+          )}
+        </div>
       </div>
     </>
   );

@@ -10,7 +10,9 @@ const HELP = `Usage: adapters <command> [options]
 Commands:
   login --email E --password P         store an API token for this app (in ~/.config/adapters/config.json)
   publish DIR --name NAME --base ID    publish a PEFT adapter folder as the next version of NAME
-        [--description TEXT] [--domain DOMAIN]
+        [--description TEXT] [--domain DOMAIN] [--label 1.2.0] [--changelog TEXT]
+        (an interrupted upload resumes when the same command runs again)
+  search [QUERY] [--base ID] [--domain D] [--sort relevance|recent|downloads|likes|score] [--limit N]
   pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version
   dataset FILE.jsonl --name NAME --base ID    upload and validate a data set
   finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
@@ -21,6 +23,9 @@ Commands:
   leaderboard TASK_ID
   yank NAMESPACE/NAME@VERSION --reason TEXT   hide a version from "latest" and listings
   deprecate NAMESPACE/NAME --message TEXT [--replacement NAMESPACE/NAME]
+  delete NAMESPACE/NAME                 delete an adapter (restorable during the retention period)
+  restore NAMESPACE/NAME               undo a delete
+  rename NAMESPACE/NAME NEW_NAME [--to NAMESPACE]   rename or transfer; the old name redirects
   runner-token NAME                    (admin) create a runner token
 
 Options: --url URL (default $ADAPTERS_URL or the stored one), --token TOKEN
@@ -101,7 +106,8 @@ async function main(argv: string[]) {
       domain: { type: 'string' }, out: { type: 'string' }, dataset: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
       'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
-      message: { type: 'string' }, replacement: { type: 'string' },
+      message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
+      sort: { type: 'string' }, to: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -128,9 +134,23 @@ async function main(argv: string[]) {
       const name = need(values.name, '--name');
       const baseModelId = need(values.base, '--base');
       const files = await describeFolder(dir);
-      const begun = await client.adapters.beginUpload.mutate({ files: files.map(announce) });
+      // The upload id is kept beside the files, so running the command again resumes an
+      // interrupted upload instead of sending every part again.
+      const stateFile = path.join(dir, '.adapters-upload.json');
+      const fingerprint = files.map((f) => `${f.path}:${f.sha256}`).join(',');
+      const previous = await fs.readFile(stateFile, 'utf8').then((text) => JSON.parse(text) as { uploadId: string; fingerprint: string }).catch(() => null);
+      let begun = null;
+      if (previous?.fingerprint === fingerprint) {
+        begun = await client.uploads.resume.mutate({ uploadId: previous.uploadId }).catch(() => null);
+        if (begun && !values.json) console.error(`resuming upload ${begun.uploadId}`);
+      }
+      begun ??= await client.adapters.beginUpload.mutate({ files: files.map(announce) });
+      await fs.writeFile(stateFile, JSON.stringify({ uploadId: begun.uploadId, fingerprint }));
       await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
-      const published = await client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null });
+      const published = await client.adapters.publish.mutate({
+        uploadId: begun.uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
+      });
+      await fs.rm(stateFile, { force: true });
       print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
       return;
     }
@@ -221,6 +241,35 @@ async function main(argv: string[]) {
     case 'deprecate': {
       const ref = parseRef(rest[0]);
       print(`deprecated ${ref.namespace}/${ref.name}`, await client.adapters.deprecate.mutate({ namespace: ref.namespace, name: ref.name, message: need(values.message, '--message'), replacedBy: values.replacement ?? null }));
+      return;
+    }
+    case 'search': {
+      const sorts = ['relevance', 'recent', 'downloads', 'likes', 'score'] as const;
+      const sort = values.sort ?? 'relevance';
+      if (!sorts.includes(sort as (typeof sorts)[number])) throw new Error(`--sort ${JSON.stringify(sort)} is not one of ${sorts.join(', ')}`);
+      const found = await client.adapters.search.query({
+        query: rest.join(' ') || undefined, baseModelId: values.base, domain: values.domain, sort: sort as (typeof sorts)[number],
+        limit: values.limit === undefined ? 20 : Math.min(100, positiveInteger(values.limit, '--limit')),
+      });
+      const human = found.items.length === 0 ? 'no adapters match' : found.items.map((a) => `${a.namespace}/${a.name}@${a.latestVersion}  ${a.baseModelId}  rank ${a.rank ?? '?'}  ${a.downloads} downloads  ${a.likes} likes${a.bestScore === null ? '' : `  best ${(a.bestScore * 100).toFixed(1)}%`}`).join('\n');
+      print(human, found);
+      return;
+    }
+    case 'delete': {
+      const ref = parseRef(rest[0]);
+      const deleted = await client.adapters.delete.mutate({ namespace: ref.namespace, name: ref.name });
+      print(`deleted ${ref.namespace}/${ref.name}; \`adapters restore ${ref.namespace}/${ref.name}\` brings it back until ${deleted.restorableUntil}`, deleted);
+      return;
+    }
+    case 'restore': {
+      const ref = parseRef(rest[0]);
+      print(`restored ${ref.namespace}/${ref.name}`, await client.adapters.restore.mutate({ namespace: ref.namespace, name: ref.name }));
+      return;
+    }
+    case 'rename': {
+      const ref = parseRef(rest[0]);
+      const renamed = await client.adapters.rename.mutate({ namespace: ref.namespace, name: ref.name, newName: need(rest[1], 'NEW_NAME'), newNamespace: values.to });
+      print(`renamed to ${renamed.namespace}/${renamed.name}; ${renamed.redirectsFrom} redirects to it`, renamed);
       return;
     }
     case 'runner-token': {

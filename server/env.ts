@@ -24,6 +24,8 @@ const schema = z.object({
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   // Largest data set the server validates synchronously, in bytes.
   DATASET_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  // A deleted adapter can be restored for this many days; then its files are removed.
+  DELETED_ADAPTER_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(30),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

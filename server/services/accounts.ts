@@ -3,7 +3,7 @@ import { apiTokens, namespaces, runnerTokens, users } from '@/drizzle/schema';
 import { API_TOKEN_PREFIX, hashPassword, newTokenSecret, RUNNER_TOKEN_PREFIX } from '../auth';
 import type { Db } from '../db';
 import { logger } from '../logger';
-import { badRequest, conflict } from './errors';
+import { badRequest, conflict, notFound } from './errors';
 
 export const NAMESPACE_NAME = /^[a-z0-9][a-z0-9-]{1,38}$/;
 export const tokenScopes = ['read', 'write', 'fine-tune', 'evaluate', 'admin'] as const;
@@ -45,4 +45,14 @@ export async function createRunnerToken(db: Db, input: { userId: string; name: s
   await db.insert(runnerTokens).values({ name: input.name, prefix: token.prefix, tokenHash: token.hash, createdBy: input.userId });
   logger.info({ userId: input.userId, prefix: token.prefix }, 'runner token created');
   return { token: token.secret, prefix: token.prefix };
+}
+
+/**
+ * Resolves a namespace a user may publish into or transfer adapters to: their own, or any
+ * namespace for an administrator. Another namespace is NOT_FOUND, so its existence is not revealed.
+ */
+export async function namespaceForPublishing(db: Db, user: { namespaceId: string; isAdmin: boolean }, name: string): Promise<string> {
+  const [found] = await db.select({ id: namespaces.id }).from(namespaces).where(eq(namespaces.name, name)).limit(1);
+  if (!found || (found.id !== user.namespaceId && !user.isAdmin)) throw notFound(`namespace ${name} you may publish to`);
+  return found.id;
 }

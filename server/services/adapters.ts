@@ -1,13 +1,18 @@
-import { and, desc, eq, ilike, or, sql, type SQL } from 'drizzle-orm';
-import { adapterFiles, adapters, adapterVersions, baseModels, downloadEvents, evalResults, likes, namespaces } from '@/drizzle/schema';
+import { and, desc, eq, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
+import {
+  adapterFiles, adapterRedirects, adapters, adapterVersions, baseModels, benchmarkTasks, blobs, datasetVersions, downloadEvents, evalResults, likes, namespaces,
+} from '@/drizzle/schema';
 import type { Db } from '../db';
+import { parseModelCard } from '../formats/model-card';
 import { PeftConfigError, parsePeftConfig } from '../formats/peft-config';
 import { checkLoraTensors } from '../formats/lora-tensors';
 import { servingTargets } from '../formats/serving';
 import { parseHeader, readHeaderLength, SafetensorsError } from '../formats/safetensors';
-import { getObject, getRange, presignGet } from '../storage';
+import { getEnv } from '../env';
+import { logger } from '../logger';
+import { deleteObject, getObject, getRange, presignGet } from '../storage';
 import { getBaseModel } from './base-models';
-import { badRequest, notFound } from './errors';
+import { badRequest, conflict, notFound } from './errors';
 import { blobObjectKey, rejectPickles, type VerifiedFile } from './uploads';
 
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
@@ -24,7 +29,12 @@ export interface PublishInput {
   lineage?: Record<string, unknown> | null;
   sourceJobId?: string | null;
   publishedBy?: string | null;
+  // Optional semver label ("1.2.0") and release notes for this version.
+  label?: string | null;
+  changelog?: string | null;
 }
+
+export const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 
 async function readText(file: VerifiedFile): Promise<string> {
   if (file.size > MAX_TEXT_FILE_BYTES) throw badRequest(`${file.path} is ${file.size} bytes; the limit is ${MAX_TEXT_FILE_BYTES}`);
@@ -39,6 +49,9 @@ async function readText(file: VerifiedFile): Promise<string> {
 export async function publishAdapterVersion(db: Db, input: PublishInput): Promise<{ versionId: number; version: number; warnings: string[] }> {
   if (!ADAPTER_NAME.test(input.name)) {
     throw badRequest(`adapter name ${JSON.stringify(input.name)} is invalid; use 1-96 letters, digits, dot, dash or underscore, starting with a letter or digit`);
+  }
+  if (input.label && !SEMVER.test(input.label)) {
+    throw badRequest(`version label ${JSON.stringify(input.label)} is not a semantic version; use MAJOR.MINOR.PATCH such as 1.2.0 (or leave it out)`);
   }
   rejectPickles(input.files);
   const configFile = input.files.find((file) => file.path === 'adapter_config.json');
@@ -80,6 +93,23 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
   }
   const readme = input.files.find((file) => file.path === 'README.md');
   const modelCard = readme ? await readText(readme) : null;
+  let cardMetadata: Record<string, unknown> = {};
+  if (modelCard !== null) {
+    const card = parseModelCard(modelCard);
+    if (card.errors.length > 0) throw badRequest(card.errors.join('; '));
+    warnings.push(...card.warnings);
+    const cardBase = card.metadata.baseModel;
+    // Cards name the Hub repository ("HuggingFaceTB/SmolLM2-135M-Instruct"); the catalogue id is its last part.
+    const sameBase = (name: string) => name === base.id || name.split('/').pop()!.toLowerCase() === base.id.toLowerCase();
+    if (cardBase.length > 0 && !cardBase.some(sameBase)) {
+      warnings.push(`README.md names base_model ${cardBase.join(', ')}; the adapter was checked against ${base.id}`);
+    }
+    const { raw, ...fields } = card.metadata;
+    cardMetadata = { ...fields, extra: raw };
+  } else {
+    warnings.push('the version has no README.md model card; add one with YAML front matter (base_model, library_name: peft, license, tags) so people can find and trust it');
+  }
+  const domain = input.domain ?? (typeof cardMetadata.domain === 'string' ? cardMetadata.domain : null);
 
   const ranks = [...new Set(compatibility.modules.map((m) => m.rank))].sort((a, b) => a - b);
   const configSummary = {
@@ -107,10 +137,14 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     }
 
     await tx.insert(adapters).values({
-      namespaceId: input.namespaceId, name: input.name, baseModelId: base.id, description: input.description ?? '', domain: input.domain ?? null,
+      namespaceId: input.namespaceId, name: input.name, baseModelId: base.id, description: input.description ?? '', domain,
     }).onConflictDoNothing();
     // The row lock serialises concurrent publishes of one adapter, so version numbers never collide.
-    const [adapter] = await tx.select().from(adapters).where(and(eq(adapters.namespaceId, input.namespaceId), eq(adapters.name, input.name))).for('update');
+    const [adapter] = await tx.select().from(adapters)
+      .where(and(eq(adapters.namespaceId, input.namespaceId), eq(adapters.name, input.name), isNull(adapters.deletedAt))).for('update');
+    // A real adapter now holds this name, so an old name that pointed elsewhere stops redirecting.
+    const [owner] = await tx.select({ name: namespaces.name }).from(namespaces).where(eq(namespaces.id, input.namespaceId));
+    await tx.delete(adapterRedirects).where(and(eq(adapterRedirects.namespace, owner!.name), eq(adapterRedirects.name, input.name)));
     if (adapter!.baseModelId !== base.id) {
       throw badRequest(`adapter ${input.name} is built on ${adapter!.baseModelId}; publish an adapter for ${base.id} under another name`);
     }
@@ -122,6 +156,10 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
       config: config.raw,
       configSummary,
       modelCard,
+      cardMetadata,
+      label: input.label ?? null,
+      changelog: input.changelog ?? null,
+      sizeBytes: input.files.reduce((sum, file) => sum + file.size, 0),
       warnings,
       lineage: input.lineage ?? null,
       sourceJobId: input.sourceJobId ?? null,
@@ -131,70 +169,76 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     await tx.insert(adapterFiles).values(input.files.map((file) => ({ versionId: version!.id, path: file.path, sha256: file.sha256, size: file.size })));
     const updates: Partial<typeof adapters.$inferInsert> = { updatedAt: new Date() };
     if (input.description) updates.description = input.description;
-    if (input.domain) updates.domain = input.domain;
+    if (domain) updates.domain = domain;
     await tx.update(adapters).set(updates).where(eq(adapters.id, adapter!.id));
+    await refreshListing(tx, adapter!.id);
     return { versionId: version!.id, version: version!.version, warnings };
   });
 }
 
-export const adapterSorts = ['recent', 'downloads', 'likes'] as const;
+// The model card's first part is enough to find an adapter by its words; it keeps rows small.
+const SEARCH_CARD_CHARS = 20_000;
 
-function sortOrder(sort: (typeof adapterSorts)[number] | undefined): SQL[] {
-  if (sort === 'downloads') return [desc(adapters.downloads)];
-  if (sort === 'likes') return [desc(adapters.likes)];
-  return [];
+/**
+ * Copies the listing facts of an adapter's newest version that is not yanked onto the adapter
+ * row, where search filters and sorts use them. Call after anything that changes versions,
+ * names or scores.
+ */
+export async function refreshListing(db: Db, adapterId: string): Promise<void> {
+  const [adapter] = await db.select({ name: adapters.name, description: adapters.description, domain: adapters.domain, namespace: namespaces.name })
+    .from(adapters).innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId)).where(eq(adapters.id, adapterId));
+  if (!adapter) return;
+  const [latest] = await db.select().from(adapterVersions)
+    .where(and(eq(adapterVersions.adapterId, adapterId), isNull(adapterVersions.yankedAt)))
+    .orderBy(desc(adapterVersions.version)).limit(1);
+  const [{ best }] = await db.select({ best: sql<number | null>`max(${evalResults.accuracy})` }).from(evalResults)
+    .innerJoin(adapterVersions, eq(adapterVersions.id, evalResults.adapterVersionId))
+    .where(eq(adapterVersions.adapterId, adapterId)) as [{ best: number | null }];
+
+  const summary = (latest?.configSummary ?? {}) as { rank?: number; peftType?: string };
+  const card = (latest?.cardMetadata ?? {}) as { license?: string | null; tags?: string[] };
+  const tags = Array.isArray(card.tags) ? card.tags : [];
+  const body = (latest?.modelCard ?? '').replace(/^\uFEFF?---[\s\S]*?\n---[ \t]*\r?\n/, '').slice(0, SEARCH_CARD_CHARS);
+  await db.update(adapters).set({
+    latestVersion: latest?.version ?? null,
+    rank: typeof summary.rank === 'number' ? summary.rank : null,
+    peftType: summary.peftType ?? null,
+    taskType: typeof latest?.config.task_type === 'string' ? latest.config.task_type : null,
+    license: typeof card.license === 'string' ? card.license : null,
+    tags,
+    sizeBytes: latest?.sizeBytes ?? null,
+    bestScore: best === null ? null : Number(best),
+    searchText: [adapter.namespace, adapter.name, adapter.description, adapter.domain ?? '', tags.join(' '), body].join(' '),
+  }).where(eq(adapters.id, adapterId));
 }
 
-export async function searchAdapters(db: Db, input: { query?: string; baseModelId?: string; domain?: string; sort?: (typeof adapterSorts)[number]; limit: number }) {
-  // An adapter whose every version is yanked has nothing to offer in a listing.
-  const filters: SQL[] = [sql`exists (select 1 from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`];
-  if (input.baseModelId) filters.push(eq(adapters.baseModelId, input.baseModelId));
-  if (input.domain) filters.push(eq(adapters.domain, input.domain));
-  if (input.query?.trim()) {
-    const q = input.query.trim();
-    filters.push(or(
-      sql`to_tsvector('english', ${adapters.name} || ' ' || ${adapters.description}) @@ plainto_tsquery('english', ${q})`,
-      ilike(adapters.name, `%${q.replace(/[%_\\]/g, (c) => '\\' + c)}%`),
-      ilike(namespaces.name, `%${q.replace(/[%_\\]/g, (c) => '\\' + c)}%`),
-    )!);
-  }
-
-  return db.select({
-    namespace: namespaces.name,
-    name: adapters.name,
-    description: adapters.description,
-    domain: adapters.domain,
-    baseModelId: adapters.baseModelId,
-    downloads: adapters.downloads,
-    likes: adapters.likes,
-    updatedAt: adapters.updatedAt,
-    latestVersion: sql<number | null>`(select max(${adapterVersions.version}) from ${adapterVersions} where ${adapterVersions.adapterId} = ${adapters.id} and ${adapterVersions.yankedAt} is null)`,
-    deprecated: sql<boolean>`${adapters.deprecatedAt} is not null`,
-    bestAccuracy: sql<number | null>`(select max(${evalResults.accuracy}) from ${evalResults} join ${adapterVersions} v on v.id = ${evalResults.adapterVersionId} where v.adapter_id = ${adapters.id})`,
-  })
-    .from(adapters)
-    .innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
-    .where(filters.length ? and(...filters) : undefined)
-    .orderBy(...sortOrder(input.sort), desc(adapters.updatedAt))
-    .limit(input.limit);
-}
-
+/**
+ * Finds a live adapter by name, following the redirect an old name keeps after a rename or
+ * transfer. `redirected` is true when the name given was an old one.
+ */
 export async function findAdapter(db: Db, namespace: string, name: string) {
-  const [row] = await db.select({ adapter: adapters, namespace: namespaces.name, baseModelName: baseModels.displayName })
+  const select = () => db.select({ adapter: adapters, namespace: namespaces.name, baseModelName: baseModels.displayName })
     .from(adapters)
     .innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
-    .innerJoin(baseModels, eq(baseModels.id, adapters.baseModelId))
-    .where(and(eq(namespaces.name, namespace), eq(adapters.name, name)))
-    .limit(1);
-  if (!row) throw notFound(`adapter ${namespace}/${name}`);
-  return row;
+    .innerJoin(baseModels, eq(baseModels.id, adapters.baseModelId));
+  const [row] = await select().where(and(eq(namespaces.name, namespace), eq(adapters.name, name), isNull(adapters.deletedAt))).limit(1);
+  if (row) return { ...row, redirected: false };
+
+  const [redirect] = await db.select({ adapterId: adapterRedirects.adapterId }).from(adapterRedirects)
+    .where(and(eq(adapterRedirects.namespace, namespace), eq(adapterRedirects.name, name))).limit(1);
+  if (redirect) {
+    const [moved] = await select().where(and(eq(adapters.id, redirect.adapterId), isNull(adapters.deletedAt))).limit(1);
+    if (moved) return { ...moved, redirected: true };
+  }
+  throw notFound(`adapter ${namespace}/${name}`);
 }
 
-export async function getAdapterPage(db: Db, namespace: string, name: string, versionNumber?: number) {
-  const { adapter, baseModelName } = await findAdapter(db, namespace, name);
+export async function getAdapterPage(db: Db, requestedNamespace: string, requestedName: string, versionNumber?: number) {
+  const { adapter, baseModelName, namespace, redirected } = await findAdapter(db, requestedNamespace, requestedName);
+  const name = adapter.name;
   const versions = await db.select({
     id: adapterVersions.id, version: adapterVersions.version, createdAt: adapterVersions.createdAt, downloads: adapterVersions.downloads,
-    sourceJobId: adapterVersions.sourceJobId, yanked: sql<boolean>`${adapterVersions.yankedAt} is not null`,
+    sourceJobId: adapterVersions.sourceJobId, label: adapterVersions.label, yanked: sql<boolean>`${adapterVersions.yankedAt} is not null`,
   }).from(adapterVersions).where(eq(adapterVersions.adapterId, adapter.id)).orderBy(desc(adapterVersions.version));
   if (versions.length === 0) throw notFound(`adapter ${namespace}/${name} has no versions yet; it`);
 
@@ -211,6 +255,8 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
     adapterId: adapter.id,
     namespace,
     name: adapter.name,
+    // The name asked for was an old one; `namespace`/`name` are the current ones.
+    redirectedFrom: redirected ? `${requestedNamespace}/${requestedName}` : null,
     description: adapter.description,
     domain: adapter.domain,
     baseModelId: adapter.baseModelId,
@@ -221,6 +267,7 @@ export async function getAdapterPage(db: Db, namespace: string, name: string, ve
     versions,
     version: {
       id: detail!.id, version: detail!.version, createdAt: detail!.createdAt, configSummary: detail!.configSummary,
+      label: detail!.label, changelog: detail!.changelog, cardMetadata: detail!.cardMetadata, sizeBytes: detail!.sizeBytes,
       modelCard: detail!.modelCard, warnings: detail!.warnings, lineage: detail!.lineage, sourceJobId: detail!.sourceJobId,
       yanked: detail!.yankedAt ? { at: detail!.yankedAt, reason: detail!.yankReason ?? '' } : null,
     },
@@ -262,6 +309,7 @@ export async function yankVersion(db: Db, input: { namespaceId: string; namespac
     .where(and(eq(adapterVersions.adapterId, adapter.id), eq(adapterVersions.version, input.version)))
     .returning({ version: adapterVersions.version });
   if (!yanked) throw notFound(`version ${input.version} of ${input.namespace}/${input.name}`);
+  await refreshListing(db, adapter.id);
   return { version: yanked.version };
 }
 
@@ -289,4 +337,92 @@ export async function setLike(db: Db, input: { userId: string; namespace: string
     const [updated] = await tx.update(adapters).set({ likes: sql`${adapters.likes} + ${delta}` }).where(eq(adapters.id, adapter.id)).returning({ likes: adapters.likes });
     return { liked: input.liked, likes: updated!.likes };
   });
+}
+
+/**
+ * Soft-deletes an adapter: it disappears from pages, listings and downloads at once and its
+ * name is free again; the owner can restore it until the retention period ends.
+ */
+export async function deleteAdapter(db: Db, input: { namespaceId: string; namespace: string; name: string }) {
+  const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);
+  const [deleted] = await db.update(adapters).set({ deletedAt: sql`now()` }).where(eq(adapters.id, adapter.id)).returning({ deletedAt: adapters.deletedAt });
+  const days = getEnv().DELETED_ADAPTER_RETENTION_DAYS;
+  const purgeAfter = new Date(deleted!.deletedAt!.getTime() + days * 86_400_000);
+  logger.info({ adapterId: adapter.id, purgeAfter }, 'adapter deleted');
+  return { deleted: true, restorableUntil: purgeAfter.toISOString() };
+}
+
+/** Restores the most recently deleted adapter of that name, unless its files were purged or the name was taken since. */
+export async function restoreAdapter(db: Db, input: { namespaceId: string; namespace: string; name: string }) {
+  const [adapter] = await db.select().from(adapters)
+    .where(and(eq(adapters.namespaceId, input.namespaceId), eq(adapters.name, input.name), isNotNull(adapters.deletedAt), isNull(adapters.purgedAt)))
+    .orderBy(desc(adapters.deletedAt)).limit(1);
+  if (!adapter) throw notFound(`deleted adapter ${input.namespace}/${input.name} that can still be restored`);
+  const [taken] = await db.select({ id: adapters.id }).from(adapters)
+    .where(and(eq(adapters.namespaceId, input.namespaceId), eq(adapters.name, input.name), isNull(adapters.deletedAt))).limit(1);
+  if (taken) throw conflict(`${input.namespace}/${input.name} is in use by another adapter now; rename that one first, then restore`);
+  await db.update(adapters).set({ deletedAt: null }).where(eq(adapters.id, adapter.id));
+  return { restored: true };
+}
+
+/**
+ * Removes the files of adapters deleted longer ago than the retention period: their file
+ * rows, and each blob (row and S3 object) that nothing else refers to. The adapter and
+ * version rows stay as tombstones, because jobs and results point at them. Runs a few at a
+ * time before uploads, so no timer process is needed.
+ */
+export async function purgeDeletedAdapters(db: Db, batch = 5): Promise<number> {
+  const days = getEnv().DELETED_ADAPTER_RETENTION_DAYS;
+  const due = await db.select({ id: adapters.id }).from(adapters)
+    .where(and(isNotNull(adapters.deletedAt), isNull(adapters.purgedAt), lt(adapters.deletedAt, sql`now() - make_interval(secs => ${days * 86400})`)))
+    .limit(batch);
+  for (const { id } of due) {
+    const removed = await db.transaction(async (tx) => {
+      const versionIds = tx.select({ id: adapterVersions.id }).from(adapterVersions).where(eq(adapterVersions.adapterId, id));
+      const files = await tx.delete(adapterFiles).where(inArray(adapterFiles.versionId, versionIds)).returning({ sha256: adapterFiles.sha256 });
+      await tx.delete(likes).where(eq(likes.adapterId, id));
+      await tx.delete(adapterRedirects).where(eq(adapterRedirects.adapterId, id));
+      await tx.update(adapters).set({ purgedAt: sql`now()` }).where(eq(adapters.id, id));
+      const hashes = [...new Set(files.map((file) => file.sha256))];
+      if (hashes.length === 0) return [];
+      // A blob is shared by content: keep it while any version, data set, task or base model uses it.
+      return tx.delete(blobs).where(and(
+        inArray(blobs.sha256, hashes),
+        sql`not exists (select 1 from ${adapterFiles} where ${adapterFiles.sha256} = ${blobs.sha256})`,
+        sql`not exists (select 1 from ${datasetVersions} where ${datasetVersions.sha256} = ${blobs.sha256})`,
+        sql`not exists (select 1 from ${benchmarkTasks} where ${benchmarkTasks.dataSha256} = ${blobs.sha256})`,
+        sql`not exists (select 1 from ${baseModels}, jsonb_array_elements(${baseModels.files}) f where f->>'sha256' = ${blobs.sha256})`,
+      )).returning({ s3Key: blobs.s3Key });
+    });
+    for (const blob of removed) await deleteObject(blob.s3Key);
+    logger.info({ adapterId: id, objects: removed.length }, 'deleted adapter purged');
+  }
+  return due.length;
+}
+
+/**
+ * Renames an adapter or moves it to another namespace the caller may publish to. The old
+ * name keeps redirecting to it until another adapter takes that name.
+ */
+export async function renameAdapter(db: Db, input: { namespaceId: string; namespace: string; name: string; newNamespaceId: string; newName: string }) {
+  if (!ADAPTER_NAME.test(input.newName)) {
+    throw badRequest(`adapter name ${JSON.stringify(input.newName)} is invalid; use 1-96 letters, digits, dot, dash or underscore, starting with a letter or digit`);
+  }
+  const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);
+  const [oldNamespace] = await db.select({ name: namespaces.name }).from(namespaces).where(eq(namespaces.id, adapter.namespaceId));
+  const [target] = await db.select({ name: namespaces.name }).from(namespaces).where(eq(namespaces.id, input.newNamespaceId));
+  if (!target) throw notFound(`namespace ${input.newNamespaceId}`);
+  if (adapter.namespaceId === input.newNamespaceId && adapter.name === input.newName) throw badRequest(`${target.name}/${input.newName} is already this adapter's name`);
+
+  await db.transaction(async (tx) => {
+    const [taken] = await tx.select({ id: adapters.id }).from(adapters)
+      .where(and(eq(adapters.namespaceId, input.newNamespaceId), eq(adapters.name, input.newName), isNull(adapters.deletedAt))).limit(1);
+    if (taken) throw conflict(`${target.name}/${input.newName} already exists; choose another name`);
+    await tx.update(adapters).set({ namespaceId: input.newNamespaceId, name: input.newName, updatedAt: new Date() }).where(eq(adapters.id, adapter.id));
+    await tx.delete(adapterRedirects).where(and(eq(adapterRedirects.namespace, target.name), eq(adapterRedirects.name, input.newName)));
+    await tx.insert(adapterRedirects).values({ namespace: oldNamespace!.name, name: adapter.name, adapterId: adapter.id })
+      .onConflictDoUpdate({ target: [adapterRedirects.namespace, adapterRedirects.name], set: { adapterId: adapter.id, createdAt: new Date() } });
+    await refreshListing(tx, adapter.id);
+  });
+  return { namespace: target.name, name: input.newName, redirectsFrom: `${oldNamespace!.name}/${adapter.name}` };
 }

@@ -7,6 +7,7 @@ import type { Db } from '../db';
 import { getEnv } from '../env';
 import { logger } from '../logger';
 import { badRequest, notFound } from './errors';
+import { refreshListing } from './adapters';
 import type { EvaluateParams } from './jobs';
 import type { VerifiedFile } from './uploads';
 
@@ -127,6 +128,10 @@ export async function recordEvaluationResults(db: Db, job: typeof jobs.$inferSel
       correct: result.correct, total: result.total, accuracy: result.correct / result.total, stderr: result.stderr, configHash: params.configHash,
       hardware, durationSeconds,
     }).onConflictDoNothing();
+    if (subject.adapterVersionId !== null) {
+      const [version] = await db.select({ adapterId: adapterVersions.adapterId }).from(adapterVersions).where(eq(adapterVersions.id, subject.adapterVersionId));
+      if (version) await refreshListing(db, version.adapterId);
+    }
   }
 }
 
@@ -140,6 +145,7 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
     resultId: evalResults.id, accuracy: evalResults.accuracy, stderr: evalResults.stderr, correct: evalResults.correct, total: evalResults.total,
     configHash: evalResults.configHash, baseModelId: evalResults.baseModelId, adapterVersionId: evalResults.adapterVersionId, jobId: evalResults.jobId,
     createdAt: evalResults.createdAt, version: adapterVersions.version, name: adapters.name, namespace: namespaces.name,
+    deleted: sql<boolean>`${adapters.deletedAt} is not null`,
   })
     .from(evalResults)
     .leftJoin(adapterVersions, eq(adapterVersions.id, evalResults.adapterVersionId))
@@ -152,7 +158,8 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
   // quick run on a few items never replaces a full one. Rows arrive newest first.
   const best = new Map<number, (typeof rows)[number]>();
   for (const row of rows) {
-    if (row.adapterVersionId === null) continue;
+    // A deleted adapter leaves the leaderboard with its page.
+    if (row.adapterVersionId === null || row.deleted) continue;
     const current = best.get(row.adapterVersionId);
     if (!current || row.total > current.total) best.set(row.adapterVersionId, row);
   }

@@ -42,14 +42,26 @@ describe('web app in Chromium', () => {
     await page.getByText(user.namespace, { exact: true }).waitFor();
   });
 
-  it('finds the adapter, switches versions and downloads a file', async () => {
-    await page.goto(`${appUrl}/?q=web-adapter`);
-    await page.getByRole('link', { name: new RegExp(`${user.namespace}/web-adapter`) }).click();
+  it('searches, filters, opens the adapter, switches versions and downloads a file', async () => {
+    await page.goto(`${appUrl}/`);
+    await page.getByLabel('Search adapters').fill('web-adapter');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.waitForURL(/\?q=web-adapter/);
+    const card = page.getByRole('link', { name: new RegExp(`${user.namespace}/web-adapter`) });
+    await card.waitFor();
+    expect(await card.textContent()).toMatch(/rank 4/);
+
+    // Facet filters go into the URL and narrow the results.
+    await page.getByRole('radio', { name: /^medical/ }).click();
+    await page.waitForURL(/domain=medical/);
+    await card.waitFor();
+    await page.getByRole('radio', { name: /^4 \(/ }).click();
+    await page.waitForURL(/rank=4/);
+    await card.click();
     await page.getByRole('heading', { name: `${user.namespace}/web-adapter` }).waitFor();
     expect(await page.getByRole('heading', { name: 'Files (version 2)' }).isVisible()).toBe(true);
 
-    await page.getByTestId('version-select').selectOption('1');
-    await page.getByRole('button', { name: 'Show version' }).click();
+    await page.getByTestId('versions').getByRole('link', { name: 'v1' }).click();
     await page.getByRole('heading', { name: 'Files (version 1)' }).waitFor();
 
     // The model card renders Markdown and drops the script and the event handler.
@@ -61,6 +73,30 @@ describe('web app in Chromium', () => {
     const saved = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'download-')), 'adapter_config.json');
     await download.saveAs(saved);
     expect(JSON.parse(await fs.readFile(saved, 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 4 });
+  });
+
+  it('publishes a new version from the web with a progress bar', async () => {
+    const dir = await writeAdapterFolder({ rank: 4, readme: '---\nbase_model: tiny-llama\nlibrary_name: peft\nlicense: mit\ntags: [web]\n---\n# Web adapter, third version\n' });
+    // Larger than one part, so the browser sends it as a multipart upload.
+    await fs.writeFile(path.join(dir, 'training_log.txt'), Buffer.alloc(20 * 1024 * 1024, 'log line\n'));
+    await page.goto(`${appUrl}/${user.namespace}/web-adapter`);
+    await page.getByRole('link', { name: 'Publish a new version' }).click();
+    await page.waitForURL(/\/publish\?name=web-adapter/);
+    expect(await page.getByLabel('Adapter name').inputValue()).toBe('web-adapter');
+
+    const names = ['adapter_config.json', 'adapter_model.safetensors', 'README.md', 'training_log.txt'];
+    await page.getByLabel('Adapter files').setInputFiles(names.map((name) => path.join(dir, name)));
+    await page.getByLabel('Version label (optional)').fill('3.0.0');
+    await page.getByLabel('Changelog').fill('Adds a training log.');
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByLabel('Upload progress').waitFor();
+
+    await page.waitForURL(/\?version=3$/, { timeout: 60_000 });
+    await page.getByRole('heading', { name: 'Files (version 3)' }).waitFor();
+    expect(await page.getByText('Adds a training log.').isVisible()).toBe(true);
+    expect(await page.getByTestId('versions').textContent()).toMatch(/v3 \(3\.0\.0\)/);
+    const published = await user.client.adapters.get.query({ namespace: user.namespace, name: 'web-adapter' });
+    expect(published.files.find((f) => f.path === 'training_log.txt')?.size).toBe(20 * 1024 * 1024);
   });
 
   it('starts a fine-tune from the form and sees it succeed', async () => {

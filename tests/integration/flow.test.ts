@@ -49,7 +49,7 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
     expect(await fs.readFile(path.join(out, 'adapter_model.safetensors'))).toEqual(await fs.readFile(path.join(dir, 'adapter_model.safetensors')));
 
     const search = await user.client.adapters.search.query({ query: 'hand-made', domain: 'medical' });
-    expect(search.map((a) => `${a.namespace}/${a.name}`)).toContain(`${user.namespace}/hand-made`);
+    expect(search.items.map((a) => `${a.namespace}/${a.name}`)).toContain(`${user.namespace}/hand-made`);
     // Three files pulled by one user on one day count as one download, and so does a second pull.
     const after = await user.client.adapters.get.query({ namespace: user.namespace, name: 'hand-made' });
     expect(after.downloads).toBe(1);

@@ -29,13 +29,13 @@ describe('adapter lifecycle', () => {
     expect(download.warning).toBe(`version 2 of ${owner.namespace}/aging was yanked: trained on the wrong split`);
 
     const search = await owner.client.adapters.search.query({ query: 'aging' });
-    expect(search.find((a) => a.name === 'aging')?.latestVersion).toBe(1);
+    expect(search.items.find((a) => a.name === 'aging')?.latestVersion).toBe(1);
   });
 
   it('hides an adapter whose every version is yanked from listings', async () => {
     expect(runCli(['yank', `${owner.namespace}/aging@1`, '--reason', 'superseded'], owner.token).status).toBe(0);
     const search = await owner.client.adapters.search.query({ query: 'aging' });
-    expect(search.find((a) => a.name === 'aging' && a.namespace === owner.namespace)).toBeUndefined();
+    expect(search.items.find((a) => a.name === 'aging' && a.namespace === owner.namespace)).toBeUndefined();
     await expect(owner.client.adapters.get.query({ namespace: owner.namespace, name: 'aging' })).rejects.toThrow(/that is not yanked not found/);
   });
 

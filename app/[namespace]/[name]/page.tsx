@@ -1,22 +1,18 @@
 import { TRPCError } from '@trpc/server';
 import { marked } from 'marked';
-import { notFound } from 'next/navigation';
+import { notFound, permanentRedirect } from 'next/navigation';
+import { parseModelCard } from '@/server/formats/model-card';
 import sanitizeHtml from 'sanitize-html';
+import { formatBytes } from '@/lib/format';
 import { serverCaller } from '@/lib/server-caller';
 import { DownloadButton } from './download-button';
 import { LikeButton } from './like-button';
 
 export const dynamic = 'force-dynamic';
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-}
-
 /** Renders a model card as Markdown with scripts, event handlers and raw HTML stripped. */
 function renderModelCard(markdown: string): string {
-  const body = markdown.replace(/^---\n[\s\S]*?\n---\n/, '');
+  const { body } = parseModelCard(markdown);
   return sanitizeHtml(marked.parse(body, { async: false }) as string, {
     allowedTags: sanitizeHtml.defaults.allowedTags.concat(['img', 'h1', 'h2']),
     allowedAttributes: { a: ['href', 'title'], img: ['src', 'alt', 'title'], code: ['class'] },
@@ -35,7 +31,10 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
     if (error instanceof TRPCError && (error.code === 'NOT_FOUND' || error.code === 'BAD_REQUEST')) notFound();
     throw error;
   }
+  const me = await caller.auth.me();
+  if (page.redirectedFrom) permanentRedirect(`/${page.namespace}/${page.name}${version ? `?version=${encodeURIComponent(version)}` : ''}`);
   const summary = page.version.configSummary as Record<string, unknown>;
+  const card = page.version.cardMetadata as { license?: string | null; tags?: string[]; datasets?: string[]; language?: string[] };
   const lineage = page.version.lineage as Record<string, unknown> | null;
 
   return (
@@ -55,16 +54,27 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
         <span className="badge">base: {page.baseModelId}</span>
         {page.domain && <span className="badge">{page.domain}</span>}
         <span>{page.downloads} downloads</span>
+        {card.license && <span className="badge">license: {card.license}</span>}
+        <span>{formatBytes(page.version.sizeBytes)}</span>
         <LikeButton namespace={page.namespace} name={page.name} likes={page.likes} />
-        <label>Version{' '}
-          <select aria-label="Version" defaultValue={page.version.version} data-testid="version-select"
-            // A plain form submit keeps this a server component.
-            form="version-form" name="version">
-            {page.versions.map((v) => <option key={v.version} value={v.version}>v{v.version}{v.yanked ? ' (yanked)' : ''}</option>)}
-          </select>
-        </label>
-        <form id="version-form"><button className="secondary" type="submit">Show version</button></form>
+        {me?.namespace === page.namespace && <a href={`/publish?name=${encodeURIComponent(page.name)}&base=${encodeURIComponent(page.baseModelId)}`}>Publish a new version</a>}
       </div>
+      {(card.tags?.length ?? 0) > 0 && (
+        <div className="row" style={{ marginTop: 8 }}>
+          {card.tags!.map((tag) => <a key={tag} className="badge" href={`/?tag=${encodeURIComponent(tag)}`}>{tag}</a>)}
+        </div>
+      )}
+      <nav aria-label="Versions" className="row" style={{ marginTop: 12 }} data-testid="versions">
+        <strong>Versions:</strong>
+        {page.versions.map((v) => (
+          v.version === page.version.version
+            ? <span key={v.version} className="badge" aria-current="page">v{v.version}{v.label ? ` (${v.label})` : ''}{v.yanked ? ' yanked' : ''}</span>
+            : <a key={v.version} href={`?version=${v.version}`}>v{v.version}{v.label ? ` (${v.label})` : ''}{v.yanked ? ' yanked' : ''}</a>
+        ))}
+      </nav>
+      {page.version.changelog && (
+        <div className="card" style={{ marginTop: 12 }}><strong>Changes in v{page.version.version}{page.version.label ? ` (${page.version.label})` : ''}</strong><pre>{page.version.changelog}</pre></div>
+      )}
 
       {page.version.warnings.length > 0 && (
         <div className="card"><strong>Warnings</strong><ul>{page.version.warnings.map((w) => <li key={w}>{w}</li>)}</ul></div>
@@ -91,6 +101,8 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
           <tr><th>Alpha</th><td>{String(summary.alpha)}</td></tr>
           <tr><th>Target modules</th><td>{Array.isArray(summary.targetModules) ? summary.targetModules.join(', ') : String(summary.targetModules)}</td></tr>
           <tr><th>LoRA modules</th><td>{String(summary.loraModules)}</td></tr>
+          {(card.datasets?.length ?? 0) > 0 && <tr><th>Data sets</th><td>{card.datasets!.join(', ')}</td></tr>}
+          {(card.language?.length ?? 0) > 0 && <tr><th>Language</th><td>{card.language!.join(', ')}</td></tr>}
           <tr><th>Trainable parameters</th><td>{Number(summary.trainableParameters).toLocaleString('en-US')} ({(Number(summary.shareOfBase) * 100).toFixed(3)}% of the base model)</td></tr>
         </tbody>
       </table>

@@ -1,14 +1,24 @@
 import { z } from 'zod';
 import { closeUpload, finishUpload, beginUpload, rejectPickles, uploadFile } from '../../services/uploads';
-import { adapterSorts, deprecateAdapter, downloadFile, getAdapterPage, publishAdapterVersion, searchAdapters, setLike, yankVersion } from '../../services/adapters';
+import {
+  deleteAdapter, deprecateAdapter, downloadFile, getAdapterPage, purgeDeletedAdapters, publishAdapterVersion, renameAdapter, restoreAdapter, setLike, yankVersion,
+} from '../../services/adapters';
+import { namespaceForPublishing } from '../../services/accounts';
+import { searchAdapters, searchFacets, searchFilters, searchInput } from '../../services/search';
 import { publicProcedure, router, userProcedure } from '../trpc';
 
 const adapterRef = z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100) });
 
 export const adaptersRouter = router({
+  /** One page of listed adapters; pass `nextCursor` back as `cursor` for the next one. */
   search: publicProcedure
-    .input(z.object({ query: z.string().max(200).optional(), baseModelId: z.string().max(200).optional(), domain: z.string().max(50).optional(), sort: z.enum(adapterSorts).default('recent'), limit: z.number().int().min(1).max(100).default(50) }))
+    .input(searchInput)
     .query(({ ctx, input }) => searchAdapters(ctx.db, input)),
+
+  /** Counts per base model, domain, task, rank, license and PEFT type under the same filters. */
+  facets: publicProcedure
+    .input(searchFilters)
+    .query(({ ctx, input }) => searchFacets(ctx.db, input)),
 
   get: publicProcedure
     .input(adapterRef.extend({ version: z.number().int().positive().optional() }))
@@ -21,8 +31,9 @@ export const adaptersRouter = router({
   /** Step 1 of publishing: announce the files, get a presigned PUT for each. */
   beginUpload: userProcedure('write')
     .input(z.object({ files: z.array(uploadFile).min(1).max(32) }))
-    .mutation(({ ctx, input }) => {
+    .mutation(async ({ ctx, input }) => {
       rejectPickles(input.files);
+      await purgeDeletedAdapters(ctx.db);
       return beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'adapter', files: input.files });
     }),
 
@@ -34,12 +45,14 @@ export const adaptersRouter = router({
       baseModelId: z.string().min(1).max(200),
       description: z.string().max(2000).optional(),
       domain: z.string().max(50).nullable().optional(),
+      label: z.string().max(64).nullable().optional(),
+      changelog: z.string().max(20_000).nullable().optional(),
     }))
     .mutation(async ({ ctx, input }) => {
       const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'adapter');
       const published = await publishAdapterVersion(ctx.db, {
         namespaceId: ctx.user.namespaceId, name: input.name, baseModelId: input.baseModelId, files,
-        description: input.description, domain: input.domain, publishedBy: ctx.user.id,
+        description: input.description, domain: input.domain, publishedBy: ctx.user.id, label: input.label, changelog: input.changelog,
       });
       await closeUpload(ctx.db, input.uploadId);
       return { ...published, namespace: ctx.user.namespace, name: input.name };
@@ -52,6 +65,23 @@ export const adaptersRouter = router({
   deprecate: userProcedure('write')
     .input(adapterRef.extend({ message: z.string().min(1).max(1000), replacedBy: z.string().max(200).nullable().default(null) }))
     .mutation(({ ctx, input }) => deprecateAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+
+  /** Soft delete by the owner; restorable until the retention period ends. */
+  delete: userProcedure('write')
+    .input(adapterRef)
+    .mutation(({ ctx, input }) => deleteAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+
+  restore: userProcedure('write')
+    .input(adapterRef)
+    .mutation(({ ctx, input }) => restoreAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+
+  /** Renames an adapter, or transfers it with `newNamespace`; the old name keeps redirecting. */
+  rename: userProcedure('write')
+    .input(adapterRef.extend({ newName: z.string().min(1).max(96), newNamespace: z.string().min(1).max(100).optional() }))
+    .mutation(async ({ ctx, input }) => {
+      const newNamespaceId = input.newNamespace ? await namespaceForPublishing(ctx.db, ctx.user, input.newNamespace) : ctx.user.namespaceId;
+      return renameAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId, newNamespaceId });
+    }),
 
   like: userProcedure('write')
     .input(adapterRef.extend({ liked: z.boolean() }))
