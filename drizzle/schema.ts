@@ -222,6 +222,12 @@ export const datasetVersions = pgTable('dataset_versions', {
   createdAt: createdAt(),
 }, (t) => [uniqueIndex('dataset_versions_number').on(t.datasetId, t.version)]);
 
+export interface JobCheckpoint {
+  step: number;
+  attempt: number;
+  files: { path: string; size: number; sha256: string }[];
+}
+
 export const jobStates = ['validating', 'queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof jobStates)[number];
 
@@ -244,6 +250,8 @@ export const jobs = pgTable('jobs', {
   leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
   cancelRequested: boolean('cancel_requested').notNull().default(false),
   progress: jsonb('progress').$type<Record<string, unknown>>(),
+  // The last training checkpoint a runner uploaded; a retried attempt resumes from it.
+  checkpoint: jsonb('checkpoint').$type<JobCheckpoint>(),
   summary: jsonb('summary').$type<Record<string, unknown>>(),
   error: jsonb('error').$type<{ reason: string; message: string }>(),
   createdAt: createdAt(),

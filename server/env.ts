@@ -26,6 +26,8 @@ const schema = z.object({
   DATASET_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   // A deleted adapter can be restored for this many days; then its files are removed.
   DELETED_ADAPTER_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(30),
+  // When set, GET /api/metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+  METRICS_TOKEN: z.string().min(16, { message: 'METRICS_TOKEN must be at least 16 characters' }).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

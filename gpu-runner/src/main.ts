@@ -3,7 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createClient } from '../../lib/trpc-client';
 import { loadConfig } from './config';
-import { runJob } from './run-job';
+import { detectCapabilities } from './capabilities';
+import { RunnerMetrics, serveMetrics } from './metrics';
+import { runJob, type JobControl } from './run-job';
 import { killAllWorkers } from './worker-process';
 
 /**
@@ -15,22 +17,25 @@ async function main() {
   const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'runner', runner: config.RUNNER_NAME } });
   const client = createClient({ url: config.APP_URL, token: config.RUNNER_TOKEN });
 
-  // NOTE: GPU discovery is not done here yet: the worker itself picks CUDA when torch detects a GPU.
-  const capabilities = { cpuOnly: true, gpus: [], bf16: false, hostname: os.hostname() };
+  const capabilities = await detectCapabilities({ cacheDir: config.RUNNER_CACHE_DIR, memoryGb: config.RUNNER_MEMORY_GB });
   const hardware = () => `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 
   const { runnerId } = await client.runner.register.mutate({ name: config.RUNNER_NAME, capabilities });
   const runnerLog = log.child({ runnerId });
-  runnerLog.info({ app: config.APP_URL }, 'runner registered');
+  runnerLog.info({ app: config.APP_URL, capabilities }, 'runner registered');
 
-  const state = { draining: false };
+  const metrics = new RunnerMetrics();
+  const metricsServer = config.RUNNER_METRICS_PORT > 0 ? serveMetrics(metrics, config.RUNNER_NAME, config.RUNNER_METRICS_PORT, config.RUNNER_METRICS_HOST, runnerLog) : null;
+
+  const state: { draining: boolean; job: JobControl | null } = { draining: false, job: null };
   process.on('SIGTERM', () => {
     if (state.draining) {
       killAllWorkers();
       process.exit(143);
     }
     state.draining = true;
-    runnerLog.info('SIGTERM: finishing the current job, then exiting; send SIGTERM again to exit now');
+    runnerLog.info('SIGTERM: checkpointing the current job and giving it back to the queue; send SIGTERM again to exit now');
+    state.job?.drain?.();
   });
   process.on('SIGINT', () => {
     killAllWorkers();
@@ -43,8 +48,10 @@ async function main() {
     let claimed;
     try {
       claimed = (await client.runner.claim.mutate({ runnerId })).job;
+      metrics.claims++;
       failures = 0;
     } catch (error) {
+      metrics.claimErrors++;
       failures++;
       const delay = Math.min(30_000, 500 * 2 ** failures) * (0.5 + Math.random() / 2);
       runnerLog.warn({ err: error, retryInMs: Math.round(delay) }, 'claim failed; retrying');
@@ -58,10 +65,19 @@ async function main() {
 
     const jobLog = runnerLog.child({ jobId: claimed.jobId, attempt: claimed.attempt, kind: claimed.kind });
     jobLog.info('job claimed');
-    await runJob({ client, config, job: claimed, log: jobLog, hardware });
+    state.job = {};
+    // A SIGTERM that arrived during the claim call drains this job as soon as it starts.
+    if (state.draining) setImmediate(() => state.job?.drain?.());
+    metrics.running = 1;
+    const started = Date.now();
+    const outcome = await runJob({ client, config, job: claimed, log: jobLog, hardware, control: state.job, onHeartbeat: () => { metrics.lastHeartbeat = Date.now(); } });
+    metrics.running = 0;
+    metrics.jobEnded(outcome, (Date.now() - started) / 1000);
+    state.job = null;
     completed++;
     if (config.RUNNER_MAX_JOBS > 0 && completed >= config.RUNNER_MAX_JOBS) break;
   }
+  metricsServer?.close();
   runnerLog.info({ completed }, 'runner stopped');
 }
 

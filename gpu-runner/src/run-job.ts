@@ -23,7 +23,16 @@ function isConflict(error: unknown): boolean {
  * cancelled or the lease is lost. After a lost lease it reports nothing, because the job
  * already belongs to another attempt.
  */
-export async function runJob(options: { client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string }) {
+export interface JobControl {
+  // Set by runJob: stops the worker so that it checkpoints, then gives the job back to the queue.
+  drain?: () => void;
+}
+
+export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'released' | 'lease-lost';
+
+export async function runJob(options: {
+  client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string; control?: JobControl; onHeartbeat?: () => void;
+}): Promise<JobOutcome> {
   const { client, config, job, log } = options;
   const lease = { jobId: job.jobId, leaseToken: job.leaseToken };
   const workDir = path.join(config.RUNNER_WORK_DIR, `${job.jobId}-${job.attempt}`);
@@ -38,10 +47,46 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
   let hardware = options.hardware();
   let versions: Record<string, string> = {};
   let worker: ReturnType<typeof startWorker> | null = null;
+  let draining = false;
+  // Checkpoint uploads run one after another; a newer checkpoint waits for the one in flight.
+  let checkpointUpload: Promise<void> = Promise.resolve();
+  let uploadedStep = job.finetune?.checkpoint?.step ?? 0;
+
+  if (options.control) {
+    options.control.drain = () => {
+      if (draining) return;
+      draining = true;
+      log.info('draining: asking the worker to checkpoint, then releasing the job');
+      worker?.stop(config.RUNNER_KILL_GRACE_SECONDS);
+    };
+  }
+
+  const uploadCheckpoint = (step: number, folder: string) => {
+    const snapshot = path.join(workDir, `checkpoint-upload-${step}`);
+    // Copy first: the worker rewrites its checkpoint folder at the next save.
+    const copied = fs.cp(folder, snapshot, { recursive: true });
+    checkpointUpload = checkpointUpload.then(async () => {
+      try {
+        await copied;
+        if (step <= uploadedStep || leaseLost) return;
+        const files = await uploadFolder(client, lease, snapshot);
+        await client.runner.checkpoint.mutate({ ...lease, step, files });
+        uploadedStep = step;
+        log.info({ step, files: files.length }, 'checkpoint uploaded');
+      } catch (error) {
+        if (isConflict(error)) leaseLost = true;
+        // A failed checkpoint upload costs only resumability; training goes on.
+        log.warn({ err: error, step }, 'checkpoint upload failed');
+      } finally {
+        await fs.rm(snapshot, { recursive: true, force: true });
+      }
+    });
+  };
 
   const heartbeat = async () => {
     try {
       const answer = await client.runner.heartbeat.mutate(lease);
+      options.onHeartbeat?.();
       if (answer.cancel && !cancelled) {
         cancelled = true;
         log.info('cancellation requested; stopping the worker');
@@ -75,13 +120,23 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
   const beat = setInterval(heartbeat, Math.max(1000, (job.leaseSeconds * 1000) / 3));
   const reporter = setInterval(flush, REPORT_INTERVAL_MS);
   try {
-    const baseDir = await ensureBaseModel(config.RUNNER_CACHE_DIR, job.baseModel.id, job.baseModel.files);
+    const baseDir = await ensureBaseModel(config.RUNNER_CACHE_DIR, job.baseModel.id, job.baseModel.files, config.RUNNER_CACHE_MAX_GB * 1e9, log);
     const spec: Record<string, unknown> = { jobId: job.jobId, kind: job.kind, workDir, baseModel: { id: job.baseModel.id, path: baseDir } };
 
     if (job.finetune) {
       const datasetPath = path.join(workDir, 'data.jsonl');
       await download(job.finetune.dataset, datasetPath);
-      spec.finetune = { datasetPath, outputDir: path.join(workDir, 'adapter'), hyperparameters: job.finetune.hyperparameters };
+      const finetune: Record<string, unknown> = {
+        datasetPath, outputDir: path.join(workDir, 'adapter'), hyperparameters: job.finetune.hyperparameters,
+        checkpointEverySeconds: config.RUNNER_CHECKPOINT_SECONDS, checkpointEverySteps: config.RUNNER_CHECKPOINT_STEPS ?? null,
+      };
+      if (job.finetune.checkpoint) {
+        const resumeDir = path.join(workDir, 'resume');
+        for (const file of job.finetune.checkpoint.files) await download(file, path.join(resumeDir, file.path));
+        finetune.resumeFrom = resumeDir;
+        log.info({ step: job.finetune.checkpoint.step }, 'resuming from the last checkpoint');
+      }
+      spec.finetune = finetune;
     } else if (job.evaluate) {
       const taskPath = path.join(workDir, 'task.jsonl');
       await download(job.evaluate.task.file, taskPath);
@@ -110,6 +165,7 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
       onEvent: (event) => {
         if (event.type === 'finished') finished = event;
         else if (event.type === 'failed') failed = event;
+        else if (event.type === 'checkpoint') uploadCheckpoint(event.step, event.path);
         else if (event.type === 'started') {
           hardware = `${event.hardware} (${event.device}, ${event.dtype})`;
           versions = event.versions;
@@ -118,12 +174,18 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
       },
       onLog: (line) => log.debug({ line }, 'worker output'),
     });
-    if (cancelled || leaseLost) worker.stop(config.RUNNER_KILL_GRACE_SECONDS);
+    if (cancelled || leaseLost || draining) worker.stop(config.RUNNER_KILL_GRACE_SECONDS);
     const exit = await worker.done;
     log.info({ exit }, 'worker exited');
+    await checkpointUpload;
     clearInterval(reporter);
     await flush();
     if (leaseLost) throw new LeaseLost();
+    if (draining && !cancelled && !(finished && exit.code === 0)) {
+      const released = await client.runner.release.mutate({ ...lease, reason: `runner ${config.RUNNER_NAME} drained (checkpoint after step ${uploadedStep})` });
+      log.info({ state: released.state, checkpointStep: uploadedStep }, 'job released to the queue');
+      return 'released';
+    }
 
     let outcome: CompleteJob['outcome'];
     const finishedEvent = finished as Extract<WorkerEvent, { type: 'finished' }> | null;
@@ -147,16 +209,18 @@ export async function runJob(options: { client: Client; config: RunnerConfig; jo
     }
     const result = await client.runner.complete.mutate({ ...lease, outcome });
     log.info({ state: result.state, resultVersionId: result.resultVersionId }, 'job completed');
+    return outcome.status;
   } catch (error) {
     if (error instanceof LeaseLost || isConflict(error)) {
       log.warn('job abandoned after losing its lease');
-      return;
+      return 'lease-lost';
     }
     log.error({ err: error }, 'job failed in the runner');
     await client.runner.complete.mutate({
       ...lease,
       outcome: { status: 'failed', reason: 'crash', message: `runner error: ${(error as Error).message}`.slice(0, 4000), logTail: worker?.logTail ?? [] },
     }).catch((reportError: unknown) => log.error({ err: reportError }, 'could not report the failure'));
+    return 'failed';
   } finally {
     clearInterval(beat);
     clearInterval(reporter);
@@ -171,6 +235,24 @@ async function uploadOutputs(client: Client, lease: { jobId: string; leaseToken:
     const full = path.join(dir, name);
     const stat = await fs.stat(full);
     if (stat.isFile()) files.push({ path: name, size: stat.size, sha256: await sha256File(full) });
+  }
+  const { files: urls } = await client.runner.uploadUrls.mutate({ ...lease, files });
+  for (const target of urls) {
+    const file = files.find((f) => f.path === target.path)!;
+    await upload(target.url, path.join(dir, file.path), file.size);
+  }
+  return files;
+}
+
+/** Uploads every file under `dir`, keeping relative paths (a checkpoint may have subfolders). */
+async function uploadFolder(client: Client, lease: { jobId: string; leaseToken: string }, dir: string) {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  const files = [];
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const full = path.join(entry.parentPath, entry.name);
+    const stat = await fs.stat(full);
+    files.push({ path: path.relative(dir, full).split(path.sep).join('/'), size: stat.size, sha256: await sha256File(full) });
   }
   const { files: urls } = await client.runner.uploadUrls.mutate({ ...lease, files });
   for (const target of urls) {

@@ -7,6 +7,7 @@ import math
 import random
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,27 +104,95 @@ def _set_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def _save_checkpoint(
-    model: Any, work_dir: Path, step: int, plan: TrainingPlan, losses: list[float], hyperparameters: Hyperparameters
-) -> Path:
-    """Save the adapter weights and a trainer_state.json under workDir/checkpoint.
+@dataclass
+class TrainingState:
+    """Counters of a run, saved in checkpoints so a resumed run reports the whole training."""
 
-    NOTE: the optimizer and scheduler states are not saved, so training cannot resume
-    exactly from this checkpoint. It keeps the adapter weights trained so far.
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    train_tokens: int = 0
+    training_seconds: float = 0.0
+
+
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "trainer_state.json"
+
+
+def _save_checkpoint(
+    model: Any, optimizer: torch.optim.Optimizer, work_dir: Path, state: TrainingState, plan: TrainingPlan,
+    hyperparameters: Hyperparameters,
+) -> Path:
+    """Save the adapter, the optimizer state and the run's counters under workDir/checkpoint.
+
+    Everything is safetensors or JSON, so resuming never unpickles a file. The folder is
+    written beside the old one and swapped in, so a crash mid-save keeps the previous checkpoint.
     """
+    from safetensors.torch import save_file
+
     path = work_dir / CHECKPOINT_FOLDER
-    if path.exists():
-        shutil.rmtree(path)
-    model.save_pretrained(str(path), save_embedding_layers=False)
-    state = {
-        "step": step,
+    staging = work_dir / f"{CHECKPOINT_FOLDER}.tmp"
+    if staging.exists():
+        shutil.rmtree(staging)
+    model.save_pretrained(str(staging), save_embedding_layers=False)
+
+    optimizer_state = optimizer.state_dict()
+    tensors = {"rng.torch": torch.get_rng_state()}
+    for index, values in optimizer_state["state"].items():
+        for name, value in values.items():
+            tensors[f"state.{index}.{name}"] = value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
+    save_file(tensors, str(staging / OPTIMIZER_FILE))
+
+    trainer_state = {
+        "step": state.step,
         "totalSteps": plan.total_steps,
-        "epoch": step / plan.steps_per_epoch,
-        "lastLoss": losses[-1] if losses else None,
+        "epoch": state.step / plan.steps_per_epoch,
+        "lastLoss": state.losses[-1] if state.losses else None,
+        "losses": state.losses,
+        "trainTokens": state.train_tokens,
+        "trainingSeconds": state.training_seconds,
+        "paramGroups": optimizer_state["param_groups"],
+        "pythonRandom": list(random.getstate()[1]),
         "hyperparameters": hyperparameters.model_dump(),
     }
-    (path / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    (staging / STATE_FILE).write_text(json.dumps(trainer_state) + "\n", encoding="utf-8")
+    if path.exists():
+        shutil.rmtree(path)
+    staging.rename(path)
     return path.resolve()
+
+
+def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, hyperparameters: Hyperparameters) -> TrainingState:
+    """Restore the adapter weights, optimizer state and counters saved by _save_checkpoint."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state_file = path / STATE_FILE
+    if not state_file.is_file():
+        raise SpecError(f"checkpoint {str(path)!r} has no {STATE_FILE}; it was not written by this worker")
+    saved = json.loads(state_file.read_text(encoding="utf-8"))
+    if saved.get("hyperparameters") != hyperparameters.model_dump():
+        raise SpecError("the checkpoint was trained with other hyperparameters than this job's; it cannot be resumed")
+
+    adapter = load_file(str(path / "adapter_model.safetensors"))
+    result = set_peft_model_state_dict(model, adapter)
+    if getattr(result, "unexpected_keys", None):
+        raise SpecError(f"checkpoint adapter has tensors this model lacks: {result.unexpected_keys[:5]}")
+
+    tensors = load_file(str(path / OPTIMIZER_FILE))
+    optimizer_state: dict[str, Any] = {"state": {}, "param_groups": saved["paramGroups"]}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            optimizer_state["state"].setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(optimizer_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    random.setstate((3, tuple(saved["pythonRandom"]), None))
+    return TrainingState(
+        step=int(saved["step"]),
+        losses=[float(loss) for loss in saved["losses"]],
+        train_tokens=int(saved["trainTokens"]),
+        training_seconds=float(saved["trainingSeconds"]),
+    )
 
 
 def write_model_card(
@@ -208,24 +277,41 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
         f"{plan.total_steps} steps, {plan.steps_per_epoch} per epoch, {warmup_steps} warmup",
     )
 
+    state = TrainingState()
+    if section.resumeFrom is not None:
+        state = _load_checkpoint(Path(section.resumeFrom), model, optimizer, hyperparameters)
+        # The schedule is a pure function of the step, so replaying it restores the learning rate.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(state.step):
+                scheduler.step()
+        events.log("info", f"resumed from the checkpoint after step {state.step} of {plan.total_steps}")
+
     shuffle_generator = torch.Generator().manual_seed(hyperparameters.seed)
-    losses: list[float] = []
-    train_tokens = 0
-    training_seconds = 0.0
-    step = 0
+    last_checkpoint = time.monotonic()
     model.train()
 
-    for _epoch in range(plan.epochs_to_run):
+    def checkpoint_due() -> bool:
+        if state.step >= plan.total_steps:
+            return False
+        if section.checkpointEverySteps is not None and state.step % section.checkpointEverySteps == 0:
+            return True
+        return section.checkpointEverySeconds is not None and time.monotonic() - last_checkpoint >= section.checkpointEverySeconds
+
+    for epoch in range(plan.epochs_to_run):
+        # Every epoch draws its order from the seeded generator, so a resumed run sees the same order.
         order = torch.randperm(len(examples), generator=shuffle_generator).tolist()
         micro_batches = [
             [examples[index] for index in order[offset : offset + plan.batch_size]]
             for offset in range(0, len(order), plan.batch_size)
         ]
         for group_start in range(0, len(micro_batches), plan.gradient_accumulation):
-            if step >= plan.total_steps:
+            if epoch * plan.steps_per_epoch + group_start // plan.gradient_accumulation < state.step:
+                continue  # done before the checkpoint this run resumed from
+            if state.step >= plan.total_steps:
                 break
             if cancel.requested:
-                _stop_for_cancellation(model, work_dir, step, plan, losses, hyperparameters, events, cancel)
+                _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel)
 
             group = micro_batches[group_start : group_start + plan.gradient_accumulation]
             step_start = time.monotonic()
@@ -241,45 +327,50 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
                 torch.cuda.synchronize(device)
             step_seconds = time.monotonic() - step_start
 
-            step += 1
+            state.step += 1
             if not math.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss became {loss} at step {step}; lower learningRate (now {hyperparameters.learningRate})"
+                    f"loss became {loss} at step {state.step}; lower learningRate (now {hyperparameters.learningRate})"
                 )
-            losses.append(loss)
-            train_tokens += tokens
-            training_seconds += step_seconds
+            state.losses.append(loss)
+            state.train_tokens += tokens
+            state.training_seconds += step_seconds
             events.emit(
                 ProgressEvent(
-                    step=step,
+                    step=state.step,
                     totalSteps=plan.total_steps,
-                    epoch=step / plan.steps_per_epoch,
+                    epoch=state.step / plan.steps_per_epoch,
                     loss=loss,
                     learningRate=learning_rate,
                     tokensPerSecond=tokens / step_seconds if step_seconds > 0 else 0.0,
                 )
             )
-        if step >= plan.total_steps:
+            if checkpoint_due() and not cancel.requested:
+                path = _save_checkpoint(model, optimizer, work_dir, state, plan, hyperparameters)
+                events.emit(CheckpointEvent(step=state.step, path=str(path)))
+                last_checkpoint = time.monotonic()
+        if state.step >= plan.total_steps:
             break
 
     if cancel.requested:
         # SIGTERM arrived during the last step. The contract still requires a checkpoint then.
-        _stop_for_cancellation(model, work_dir, step, plan, losses, hyperparameters, events, cancel)
+        _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output_dir), save_embedding_layers=False)
+    losses = state.losses
     summary = FinetuneSummary(
-        steps=step,
-        epochs=step / plan.steps_per_epoch,
+        steps=state.step,
+        epochs=state.step / plan.steps_per_epoch,
         trainLoss=sum(losses[-TRAIN_LOSS_WINDOW:]) / len(losses[-TRAIN_LOSS_WINDOW:]),
         finalLoss=losses[-1],
         wallSeconds=time.monotonic() - job_start,
-        tokensPerSecond=train_tokens / training_seconds if training_seconds > 0 else 0.0,
+        tokensPerSecond=state.train_tokens / state.training_seconds if state.training_seconds > 0 else 0.0,
         peakMemoryBytes=peak_memory_bytes(device),
         trainableParameters=trainable_parameters,
         totalParameters=total_parameters,
         examples=len(examples),
-        trainTokens=train_tokens,
+        trainTokens=state.train_tokens,
     )
     write_model_card(output_dir, job.baseModel.id, job.jobId, hyperparameters, summary)
     events.emit(ArtifactEvent(path=str(output_dir.resolve()), role="adapter"))
@@ -309,17 +400,18 @@ def _train_step(model: Any, group: list[list[TokenizedExample]], pad_token_id: i
 
 def _stop_for_cancellation(
     model: Any,
+    optimizer: torch.optim.Optimizer,
     work_dir: Path,
-    step: int,
+    state: TrainingState,
     plan: TrainingPlan,
-    losses: list[float],
     hyperparameters: Hyperparameters,
     events: EventWriter,
     cancel: CancellationFlag,
 ) -> None:
     """Save a checkpoint (when a step has run) and raise JobCancelled."""
+    step = state.step
     if step > 0:
-        path = _save_checkpoint(model, work_dir, step, plan, losses, hyperparameters)
+        path = _save_checkpoint(model, optimizer, work_dir, state, plan, hyperparameters)
         events.emit(CheckpointEvent(step=step, path=str(path)))
         events.emit(ArtifactEvent(path=str(path), role="checkpoint"))
         raise JobCancelled(f"{cancel.signal_name} received; stopped after step {step} of {plan.total_steps} and saved a checkpoint")

@@ -51,6 +51,13 @@ class FinetuneSection(_SpecModel):
     datasetPath: AbsolutePath
     outputDir: AbsolutePath
     hyperparameters: Hyperparameters
+    resumeFrom: AbsolutePath | None = Field(
+        default=None, description="Checkpoint folder written by an earlier attempt; training continues after its step."
+    )
+    checkpointEverySeconds: float | None = Field(
+        default=None, gt=0, description="Save a checkpoint when this many seconds passed since the last one."
+    )
+    checkpointEverySteps: int | None = Field(default=None, ge=1, description="Save a checkpoint every this many steps.")
 
 
 class TaskRef(_SpecModel):

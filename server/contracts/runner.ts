@@ -21,9 +21,13 @@ export type Hyperparameters = z.infer<typeof hyperparameters>;
 
 export const capabilities = z.object({
   cpuOnly: z.boolean(),
-  gpus: z.array(z.object({ name: z.string(), memoryBytes: z.number().nonnegative() })),
+  gpus: z.array(z.object({ name: z.string(), memoryBytes: z.number().nonnegative(), computeCapability: z.string().optional() })),
   bf16: z.boolean(),
   hostname: z.string(),
+  // Memory a CPU runner offers to jobs, in bytes; GPU runners are matched on GPU memory.
+  memoryBytes: z.number().nonnegative().optional(),
+  freeDiskBytes: z.number().nonnegative().optional(),
+  cachedBaseModels: z.array(z.string()).optional(),
 });
 export type Capabilities = z.infer<typeof capabilities>;
 
@@ -38,7 +42,12 @@ export const claimedJob = z.object({
   leaseToken: z.string(),
   leaseSeconds: z.number().int().positive(),
   baseModel: z.object({ id: z.string(), files: z.array(remoteFile) }),
-  finetune: z.object({ dataset: remoteFile, hyperparameters }).optional(),
+  finetune: z.object({
+    dataset: remoteFile,
+    hyperparameters,
+    // The last checkpoint of an earlier attempt: training resumes after its step.
+    checkpoint: z.object({ step: z.number().int().nonnegative(), files: z.array(remoteFile) }).nullable().optional(),
+  }).optional(),
   evaluate: z.object({
     task: z.object({ id: z.string(), version: z.number().int(), file: remoteFile, limit: z.number().int().positive().nullable() }),
     subjects: z.array(z.object({ key: z.string(), adapterFiles: z.array(remoteFile).optional() })),
@@ -55,6 +64,13 @@ export const outputFile = z.object({
   size: z.number().int().nonnegative().max(20 * 1024 ** 3),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
+
+// Checkpoint files keep their folder layout (PEFT may write the adapter under a subfolder).
+export const checkpointFile = outputFile.extend({
+  path: z.string().max(200).regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'checkpoint file paths use letters, digits, dot, dash, underscore and /'),
+});
+
+export const saveCheckpoint = lease.extend({ step: z.number().int().positive(), files: z.array(checkpointFile).min(1).max(64) });
 
 export const completeJob = lease.extend({
   outcome: z.discriminatedUnion('status', [

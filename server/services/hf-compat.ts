@@ -31,6 +31,7 @@ export async function resolveRevision(db: Db, namespace: string, name: string, r
 
 export async function modelInfo(db: Db, namespace: string, name: string, revision: string) {
   const { page, sha } = await resolveRevision(db, namespace, name, revision);
+  const card = page.version.cardMetadata as { tags?: string[]; license?: string | null; extra?: Record<string, unknown> };
   return {
     id: `${namespace}/${name}`,
     modelId: `${namespace}/${name}`,
@@ -41,10 +42,10 @@ export async function modelInfo(db: Db, namespace: string, name: string, revisio
     gated: false,
     downloads: page.downloads,
     library_name: 'peft',
-    tags: ['peft', 'lora', ...(page.domain ? [page.domain] : []), `base_model:${page.baseModelId}`],
+    tags: ['peft', 'lora', ...(page.domain ? [page.domain] : []), ...(card.tags ?? []), `base_model:${page.baseModelId}`, ...(card.license ? [`license:${card.license}`] : [])],
     lastModified: new Date(page.version.createdAt).toISOString(),
     createdAt: new Date(page.version.createdAt).toISOString(),
-    cardData: { base_model: page.baseModelId, library_name: 'peft' },
+    cardData: { ...card.extra, base_model: page.baseModelId, library_name: 'peft' },
     siblings: page.files.map((file) => ({ rfilename: file.path, size: file.size, blobId: file.sha256, lfs: { size: file.size, sha256: file.sha256, pointerSize: 134 } })),
   };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { adapterFiles, adapters, adapterVersions, blobs, jobEvents, jobs, namespaces, runners } from '@/drizzle/schema';
-import type { ClaimedJob, CompleteJob, Hyperparameters, RemoteFile } from '../contracts/runner';
+import type { Capabilities, ClaimedJob, CompleteJob, Hyperparameters, RemoteFile } from '../contracts/runner';
 import type { WorkerEvent } from '../contracts/worker-events';
 import type { Db } from '../db';
 import { getEnv } from '../env';
@@ -13,6 +13,7 @@ import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
 import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
 import { blobObjectKey, verifyFiles, type UploadFile } from './uploads';
+import { estimateTrainingMemory, type JobRequirements } from './requirements';
 
 /** Starting points by task difficulty; every value can be edited before starting. alpha = 2 × rank. */
 export const presets = {
@@ -46,8 +47,12 @@ export async function createFinetuneJob(db: Db, input: { userId: string; namespa
   if (!ADAPTER_NAME.test(input.params.adapterName)) {
     throw badRequest(`adapter name ${JSON.stringify(input.params.adapterName)} is invalid; use 1-96 letters, digits, dot, dash or underscore`);
   }
-  await getBaseModel(db, input.baseModelId);
+  const base = await getBaseModel(db, input.baseModelId);
   const dataset = await getDatasetVersion(db, input.datasetVersionId);
+  const requirements: JobRequirements = {
+    memoryBytes: estimateTrainingMemory(base.parameterCount, base.architecture, input.params.hyperparameters),
+    cuda: false,
+  };
   if (dataset.namespaceId !== input.namespaceId) throw notFound(`data set version ${input.datasetVersionId}`);
 
   const [existing] = await db.select({ baseModelId: adapters.baseModelId }).from(adapters)
@@ -58,7 +63,7 @@ export async function createFinetuneJob(db: Db, input: { userId: string; namespa
 
   const [job] = await db.insert(jobs).values({
     kind: 'finetune', state: 'validating', namespaceId: input.namespaceId, createdBy: input.userId, baseModelId: input.baseModelId,
-    params: input.params as unknown as Record<string, unknown>, datasetVersionId: input.datasetVersionId, maxAttempts: getEnv().JOB_MAX_ATTEMPTS,
+    params: { ...input.params, requirements } as unknown as Record<string, unknown>, datasetVersionId: input.datasetVersionId, maxAttempts: getEnv().JOB_MAX_ATTEMPTS,
   }).returning({ id: jobs.id });
   await addEvent(db, job!.id, 0, 'state', { state: 'validating' });
 
@@ -113,8 +118,16 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
 
   const leaseSeconds = getEnv().JOB_LEASE_SECONDS;
   const leaseToken = randomBytes(18).toString('base64url');
+  // A runner takes only jobs whose estimated memory fits its largest GPU (or its RAM when it
+  // has none), and CUDA-only jobs only when it has a GPU.
+  const offered = runner.capabilities as Capabilities;
+  const memory = offered.gpus.length > 0 ? Math.max(...offered.gpus.map((gpu) => gpu.memoryBytes)) : offered.memoryBytes ?? Number.MAX_SAFE_INTEGER;
+  const fits = and(
+    sql`coalesce((${jobs.params}->'requirements'->>'memoryBytes')::float8, 0) <= ${memory}`,
+    offered.gpus.length > 0 ? undefined : sql`coalesce((${jobs.params}->'requirements'->>'cuda')::boolean, false) = false`,
+  );
   const claimed = await db.transaction(async (tx) => {
-    const [next] = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.state, 'queued'))
+    const [next] = await tx.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.state, 'queued'), fits))
       .orderBy(asc(jobs.queuedAt)).limit(1).for('update', { skipLocked: true });
     if (!next) return null;
     const [job] = await tx.update(jobs).set({
@@ -137,7 +150,13 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
   if (claimed.kind === 'finetune') {
     const params = claimed.params as unknown as FinetuneParams;
     const dataset = await getDatasetVersion(db, claimed.datasetVersionId!);
-    spec.finetune = { dataset: await remote(db, 'data.jsonl', dataset.version.sha256, dataset.version.size), hyperparameters: params.hyperparameters };
+    const checkpoint = claimed.checkpoint;
+    spec.finetune = {
+      dataset: await remote(db, 'data.jsonl', dataset.version.sha256, dataset.version.size),
+      hyperparameters: params.hyperparameters,
+      checkpoint: checkpoint && { step: checkpoint.step, files: await Promise.all(checkpoint.files.map((f) => remote(db, f.path, f.sha256, f.size))) },
+    };
+    if (checkpoint) await addEvent(db, claimed.id, claimed.attempts, 'log', { level: 'info', message: `resuming from the checkpoint of attempt ${checkpoint.attempt} after step ${checkpoint.step}` });
   } else {
     const params = claimed.params as unknown as EvaluateParams;
     const task = await getTask(db, params.taskId);
@@ -171,7 +190,8 @@ export async function heartbeat(db: Db, jobId: string, leaseToken: string) {
   const leaseSeconds = getEnv().JOB_LEASE_SECONDS;
   const [renewed] = await db.update(jobs).set({ leaseExpiresAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
     .where(and(eq(jobs.id, jobId), eq(jobs.leaseToken, leaseToken), eq(jobs.state, 'running'), sql`${jobs.leaseExpiresAt} > now()`))
-    .returning({ cancel: jobs.cancelRequested });
+    .returning({ cancel: jobs.cancelRequested, runnerId: jobs.runnerId });
+  if (renewed?.runnerId) await db.update(runners).set({ lastSeenAt: sql`now()` }).where(eq(runners.id, renewed.runnerId));
   if (!renewed) {
     await leasedJob(db, jobId, leaseToken);
     throw conflict(`lease on job ${jobId} expired or the job is no longer running; stop working on it`);
@@ -187,6 +207,39 @@ export async function reportEvents(db: Db, jobId: string, leaseToken: string, ev
   const lastProgress = [...events].reverse().find((event) => event.type === 'progress');
   if (lastProgress) await db.update(jobs).set({ progress: lastProgress as unknown as Record<string, unknown> }).where(eq(jobs.id, jobId));
   return { accepted: events.length };
+}
+
+/**
+ * Records a training checkpoint the runner uploaded (through uploadUrls): every file must be
+ * in the store with its size and sha256. A later attempt resumes from the newest one.
+ */
+export async function saveCheckpoint(db: Db, input: { jobId: string; leaseToken: string; step: number; files: UploadFile[] }) {
+  const job = await leasedJob(db, input.jobId, input.leaseToken);
+  if (job.state !== 'running') throw conflict(`job ${input.jobId} is ${job.state}; checkpoints are accepted only while it runs`);
+  if (job.kind !== 'finetune') throw badRequest(`job ${input.jobId} is an evaluation; only fine-tunes have checkpoints`);
+  if (job.checkpoint && job.checkpoint.step >= input.step) return { step: job.checkpoint.step };
+  const files = await verifyFiles(db, input.files);
+  const checkpoint = { step: input.step, attempt: job.attempts, files: files.map(({ path, size, sha256 }) => ({ path, size, sha256 })) };
+  await db.update(jobs).set({ checkpoint }).where(and(eq(jobs.id, job.id), eq(jobs.leaseToken, input.leaseToken)));
+  await addEvent(db, job.id, job.attempts, 'checkpoint-saved', { step: input.step, files: files.length });
+  logger.info({ jobId: job.id, step: input.step }, 'checkpoint saved');
+  return { step: input.step };
+}
+
+/**
+ * Gives a running job back to the queue, for a runner that drains before shutting down. The
+ * attempt does not count against the job's maximum, because nothing failed.
+ */
+export async function releaseJob(db: Db, input: { jobId: string; leaseToken: string; reason: string }) {
+  const job = await leasedJob(db, input.jobId, input.leaseToken);
+  if (job.state !== 'running') return { state: job.state };
+  const [released] = await db.update(jobs).set({
+    state: 'queued', runnerId: null, leaseToken: null, leaseExpiresAt: null, queuedAt: sql`now()`, maxAttempts: sql`${jobs.maxAttempts} + 1`,
+  }).where(and(eq(jobs.id, job.id), eq(jobs.leaseToken, input.leaseToken), eq(jobs.state, 'running'))).returning({ state: jobs.state });
+  if (!released) return { state: job.state };
+  await addEvent(db, job.id, job.attempts, 'state', { state: 'queued', reason: input.reason, checkpointStep: job.checkpoint?.step ?? null });
+  logger.info({ jobId: job.id, reason: input.reason, checkpointStep: job.checkpoint?.step ?? null }, 'job released');
+  return { state: 'queued' as const };
 }
 
 export async function outputUploadUrls(db: Db, jobId: string, leaseToken: string, files: UploadFile[]) {
@@ -279,7 +332,7 @@ export async function getJob(db: Db, jobId: string) {
   const progress = await db.select({ payload: jobEvents.payload, attempt: jobEvents.attempt }).from(jobEvents)
     .where(and(eq(jobEvents.jobId, jobId), eq(jobEvents.type, 'progress'))).orderBy(asc(jobEvents.id));
   const logs = await db.select({ type: jobEvents.type, payload: jobEvents.payload, attempt: jobEvents.attempt, createdAt: jobEvents.createdAt }).from(jobEvents)
-    .where(and(eq(jobEvents.jobId, jobId), inArray(jobEvents.type, ['log', 'state', 'started', 'metric', 'checkpoint', 'failed', 'finished', 'cancel-requested'])))
+    .where(and(eq(jobEvents.jobId, jobId), inArray(jobEvents.type, ['log', 'state', 'started', 'metric', 'checkpoint', 'checkpoint-saved', 'failed', 'finished', 'cancel-requested'])))
     .orderBy(desc(jobEvents.id)).limit(200);
 
   let result: { namespace: string; name: string; version: number } | null = null;
@@ -295,6 +348,7 @@ export async function getJob(db: Db, jobId: string) {
     id: job.id, kind: job.kind, state: job.state, namespace: row.namespace, namespaceId: job.namespaceId, params: job.params,
     attempts: job.attempts, maxAttempts: job.maxAttempts, cancelRequested: job.cancelRequested, progress: job.progress, summary: job.summary,
     error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children,
+    checkpoint: job.checkpoint && { step: job.checkpoint.step, attempt: job.checkpoint.attempt },
     lossCurve: progress.map(({ payload, attempt }) => ({ attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number })),
     events: logs.reverse(),
   };

@@ -77,6 +77,21 @@ describe('multipart uploads', () => {
       .rejects.toThrow(/are uploaded in parts: send partSize and the sha256 of each part/);
   });
 
+  it('aborts the multipart upload of an expired session', async () => {
+    const body = randomBytes(MIN_PART_SIZE + 10);
+    const parts = [1, 2].map((n) => createHash('sha256').update(body.subarray(...partRange(body.length, MIN_PART_SIZE, n))).digest('hex'));
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const begun = await user.client.adapters.beginUpload.mutate({ files: [{ path: 'left.txt', size: body.length, sha256, partSize: MIN_PART_SIZE, parts }] });
+    expect((await fetch(begun.files[0]!.parts[0]!.url, { method: 'PUT', body: body.subarray(0, MIN_PART_SIZE) })).ok).toBe(true);
+
+    await sql("update upload_sessions set expires_at = now() - interval '1 second' where id = $1", [begun.uploadId]);
+    await user.client.adapters.beginUpload.mutate({ files: [{ path: 'next.txt', size: 3, sha256: 'd'.repeat(64) }] });
+    expect(await sql('select 1 from upload_sessions where id = $1', [begun.uploadId])).toEqual([]);
+    // The part URL of an aborted multipart upload no longer accepts bytes.
+    const late = await fetch(begun.files[0]!.parts[1]!.url, { method: 'PUT', body: body.subarray(MIN_PART_SIZE) });
+    expect(late.ok).toBe(false);
+  });
+
   it('resumes an interrupted CLI publish without sending finished parts again', async () => {
     const dir = await writeAdapterFolder();
     const first = runCli(['publish', dir, '--name', 'cli-resume', '--base', TINY_BASE_ID, '--label', 'not-semver'], user.token);

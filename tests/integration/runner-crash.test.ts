@@ -1,21 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
+import type { Client } from '../../lib/trpc-client';
 import { newUser, startRunner, waitFor, waitForJob, tinyHyperparameters } from '../setup/helpers';
 
+type Job = Awaited<ReturnType<Client['finetune']['get']['query']>>;
+
+function resumedStep(job: Job): number | null {
+  const line = job.events.find((e) => e.type === 'log' && /^resuming from the checkpoint/.test(String(e.payload.message)));
+  const match = /after step (\d+)$/.exec(String(line?.payload.message ?? ''));
+  return match ? Number(match[1]) : null;
+}
+
 describe('runner crash', () => {
-  it('requeues a killed runner job once', async () => {
+  it('resumes a killed runner job from its checkpoint on another runner, once', async () => {
     const user = await newUser('crash');
     const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'survivor', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 4 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 300 }),
     });
 
-    const first = await startRunner('doomed');
-    await waitFor('the first runner to claim the job', async () => (await user.client.finetune.get.query({ jobId })).state === 'running');
-    // SIGKILL the runner and its worker together, as when a machine dies.
-    await first.stop();
+    const first = await startRunner('doomed', { RUNNER_CHECKPOINT_STEPS: '10' });
+    try {
+      await waitFor('a checkpoint of the first attempt', async () => (await user.client.finetune.get.query({ jobId })).events.some((e) => e.type === 'checkpoint-saved'));
+    } finally {
+      // SIGKILL the runner and its worker together, as when a machine dies.
+      await first.stop();
+    }
     expect((await user.client.finetune.get.query({ jobId })).state).toBe('running');
 
     const second = await startRunner('rescuer');
@@ -24,6 +36,12 @@ describe('runner crash', () => {
       expect(job.state).toBe('succeeded');
       expect(job.attempts).toBe(2);
       expect(job.events.some((e) => e.type === 'state' && e.payload.reason === 'lease expired')).toBe(true);
+      // The second attempt starts after the checkpoint's step instead of at step 1.
+      const step = resumedStep(job);
+      expect(step).toBeGreaterThanOrEqual(10);
+      const secondAttempt = job.lossCurve.filter((point) => point.attempt === 2);
+      expect(secondAttempt[0]!.step).toBe(step! + 1);
+      expect((job.summary as { steps: number }).steps).toBe(300);
     } finally {
       await second.stop();
     }
@@ -31,6 +49,44 @@ describe('runner crash', () => {
     const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'survivor' });
     expect(page.versions).toHaveLength(1);
     expect(page.versions[0]!.sourceJobId).toBe(jobId);
+  });
+});
+
+describe('draining', () => {
+  it('checkpoints on SIGTERM, gives the job back and lets another runner finish it', async () => {
+    const user = await newUser('drain');
+    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const { jobId } = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'drained', domain: null, description: '', evalLimit: null,
+      hyperparameters: tinyHyperparameters({ maxSteps: 300 }),
+    });
+
+    const first = await startRunner('draining');
+    try {
+      await waitFor('the first training steps', async () => (await user.client.finetune.get.query({ jobId })).lossCurve.length >= 3);
+      const exited = new Promise<number | null>((resolve) => first.child.once('exit', (code) => resolve(code)));
+      process.kill(first.child.pid!, 'SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      await first.stop();
+    }
+
+    const released = await user.client.finetune.get.query({ jobId });
+    expect(released.state).toBe('queued');
+    expect(released.events.some((e) => e.type === 'checkpoint-saved')).toBe(true);
+    expect(released.events.some((e) => e.type === 'state' && /drained/.test(String(e.payload.reason)))).toBe(true);
+
+    const second = await startRunner('after-drain');
+    try {
+      const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
+      expect(job.state).toBe('succeeded');
+      expect(resumedStep(job)).toBeGreaterThanOrEqual(3);
+      expect((job.summary as { steps: number }).steps).toBe(300);
+    } finally {
+      await second.stop();
+    }
+    const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'drained' });
+    expect(page.versions).toHaveLength(1);
   });
 });
 
@@ -67,5 +123,35 @@ describe('cancellation', () => {
     expect(await user.client.finetune.cancel.mutate({ jobId })).toEqual({ state: 'cancelled' });
     expect((await user.client.finetune.get.query({ jobId })).state).toBe('cancelled');
     await expect(user.client.finetune.cancel.mutate({ jobId })).rejects.toThrow(/already ended \(cancelled\)/);
+  });
+});
+
+describe('capability matching', () => {
+  it('leaves a job to a runner with enough memory', async () => {
+    const user = await newUser('fit');
+    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const { jobId } = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'fitted', domain: null, description: '', evalLimit: null,
+      hyperparameters: tinyHyperparameters({ maxSteps: 1 }),
+    });
+    const requirements = (await user.client.finetune.get.query({ jobId })).params.requirements as { memoryBytes: number };
+    expect(requirements.memoryBytes).toBeGreaterThan(1e9);
+
+    // 0.5 GB is less than any training job's estimate, so this runner claims nothing.
+    const small = await startRunner('too-small', { RUNNER_MEMORY_GB: '0.5' });
+    try {
+      await waitFor('the small runner to poll a few times', async () => small.output.join('').includes('runner registered'));
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect((await user.client.finetune.get.query({ jobId })).state).toBe('queued');
+    } finally {
+      await small.stop();
+    }
+
+    const large = await startRunner('large-enough');
+    try {
+      expect((await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'])).state).toBe('succeeded');
+    } finally {
+      await large.stop();
+    }
   });
 });

@@ -25,6 +25,19 @@ export interface RunnerProcess {
   stop(): Promise<void>;
 }
 
+// Runners still alive when the test process exits (a test failed before stopping them) are
+// killed with their workers, so they cannot claim jobs of later test files.
+const liveRunners = new Set<number>();
+process.once('exit', () => {
+  for (const pid of liveRunners) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
 /** Starts a real runner process (its own process group, so a test can kill it with its worker). */
 export async function startRunner(name: string, extraEnv: Record<string, string> = {}): Promise<RunnerProcess> {
   const { token } = await (await adminClient()).runner.createToken.mutate({ name });
@@ -37,6 +50,8 @@ export async function startRunner(name: string, extraEnv: Record<string, string>
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  liveRunners.add(child.pid!);
+  child.once('exit', () => liveRunners.delete(child.pid!));
   const output: string[] = [];
   child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));

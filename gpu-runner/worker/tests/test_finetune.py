@@ -219,3 +219,80 @@ def test_sigterm_saves_checkpoint_and_exits_143(tiny_base: Path, tmp_path: Path)
     assert state["step"] == checkpoint.step
     assert [event for event in events if event.type == "finished"] == []
     assert not (tmp_path / "adapter").exists()
+
+
+def test_resume_matches_uninterrupted_run(tiny_base: Path, tmp_path: Path) -> None:
+    """A run resumed from a step-2 checkpoint ends with the same adapter as one never stopped."""
+    dataset = write_jsonl(tmp_path / "data.jsonl", training_rows(12))
+    # Dropout 0 and two epochs: the resumed run must replay the shuffled order of epoch 2 and
+    # the optimizer moments exactly to reach the same weights.
+    overrides = {"maxSteps": 5, "epochs": 2, "dropout": 0.0, "batchSize": 4, "gradientAccumulation": 1}
+
+    whole_dir = tmp_path / "whole"
+    whole_dir.mkdir()
+    whole_spec = finetune_spec(whole_dir, tiny_base, dataset, **overrides)
+    whole_spec["finetune"]["checkpointEverySteps"] = 2
+    whole = run_worker_job(whole_spec, whole_dir / "spec.json")
+    assert whole.returncode == 0, whole.stderr
+    assert [event.step for event in whole.of_type("checkpoint")] == [2, 4]
+
+    # Resume from a copy of the step-2 checkpoint (the folder now holds step 4's).
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    first_spec = finetune_spec(first_dir, tiny_base, dataset, **{**overrides, "maxSteps": 5})
+    first_spec["finetune"]["checkpointEverySteps"] = 2
+    process = subprocess.Popen(
+        worker_command("run", "--spec", str(_write_spec(first_spec, first_dir))),
+        cwd=GPU_RUNNER_DIR, env=worker_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in process.stdout:
+            if '"type":"checkpoint"' in line:
+                process.kill()
+                break
+        process.communicate(timeout=WORKER_TIMEOUT_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert json.loads((first_dir / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    resumed_spec = finetune_spec(resumed_dir, tiny_base, dataset, **overrides)
+    resumed_spec["finetune"]["resumeFrom"] = str(first_dir / "checkpoint")
+    resumed = run_worker_job(resumed_spec, resumed_dir / "spec.json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [event.step for event in resumed.of_type("progress")] == [3, 4, 5]
+
+    [whole_finished] = whole.of_type("finished")
+    [resumed_finished] = resumed.of_type("finished")
+    assert resumed_finished.summary.steps == 5
+    assert resumed_finished.summary.trainLoss == pytest.approx(whole_finished.summary.trainLoss, rel=1e-4)
+    whole_weights = load_file(str(whole_dir / "adapter" / "adapter_model.safetensors"))
+    resumed_weights = load_file(str(resumed_dir / "adapter" / "adapter_model.safetensors"))
+    assert whole_weights.keys() == resumed_weights.keys()
+    for name, tensor in whole_weights.items():
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_rejects_other_hyperparameters(tiny_base: Path, tmp_path: Path) -> None:
+    dataset = write_jsonl(tmp_path / "data.jsonl", training_rows(8))
+    first = finetune_spec(tmp_path / "a", tiny_base, dataset, maxSteps=2)
+    (tmp_path / "a").mkdir()
+    first["finetune"]["checkpointEverySteps"] = 1
+    assert run_worker_job(first, tmp_path / "a" / "spec.json").returncode == 0
+
+    (tmp_path / "b").mkdir()
+    second = finetune_spec(tmp_path / "b", tiny_base, dataset, maxSteps=2, rank=8)
+    second["finetune"]["resumeFrom"] = str(tmp_path / "a" / "checkpoint")
+    run = run_worker_job(second, tmp_path / "b" / "spec.json")
+    assert run.returncode != 0
+    [failed] = run.of_type("failed")
+    assert "other hyperparameters" in failed.message
+
+
+def _write_spec(spec: dict, folder: Path) -> Path:
+    path = folder / "spec.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path

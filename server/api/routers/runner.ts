@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import { capabilities, completeJob, lease, reportEvents } from '../../contracts/runner';
+import { capabilities, checkpointFile, completeJob, lease, reportEvents, saveCheckpoint } from '../../contracts/runner';
 import { createRunnerToken } from '../../services/accounts';
-import { claimJob, completeJob as complete, heartbeat, outputUploadUrls, registerRunner, reportEvents as report } from '../../services/jobs';
+import {
+  claimJob, completeJob as complete, heartbeat, outputUploadUrls, registerRunner, releaseJob, reportEvents as report, saveCheckpoint as recordCheckpoint,
+} from '../../services/jobs';
 import { outputFile } from '../../contracts/runner';
 import { adminProcedure, router, runnerProcedure } from '../trpc';
 
@@ -23,8 +25,16 @@ export const runnerRouter = router({
   report: runnerProcedure.input(reportEvents).mutation(({ ctx, input }) => report(ctx.db, input.jobId, input.leaseToken, input.events)),
 
   uploadUrls: runnerProcedure
-    .input(lease.extend({ files: z.array(outputFile).min(1).max(32) }))
+    .input(lease.extend({ files: z.array(z.union([outputFile, checkpointFile])).min(1).max(64) }))
     .mutation(async ({ ctx, input }) => ({ files: await outputUploadUrls(ctx.db, input.jobId, input.leaseToken, input.files) })),
+
+  /** Records a checkpoint whose files were PUT through uploadUrls. */
+  checkpoint: runnerProcedure.input(saveCheckpoint).mutation(({ ctx, input }) => recordCheckpoint(ctx.db, input)),
+
+  /** Gives the job back to the queue (a draining runner); the next attempt resumes from the checkpoint. */
+  release: runnerProcedure
+    .input(lease.extend({ reason: z.string().min(1).max(500) }))
+    .mutation(({ ctx, input }) => releaseJob(ctx.db, input)),
 
   complete: runnerProcedure.input(completeJob).mutation(({ ctx, input }) => complete(ctx.db, input)),
 });
