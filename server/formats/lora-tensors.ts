@@ -202,6 +202,7 @@ class TensorCheck {
         continue;
       }
       const base = this.base.modules[module];
+      // NOTE: PEFT's layer_replication names layers past the base model's count, so such adapters are rejected here.
       if (!base) {
         this.errors.push(`tensor ${pair.A.name}: the base model has no linear module ${module}`);
         continue;
