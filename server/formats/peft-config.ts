@@ -7,12 +7,25 @@ export interface LoraConfig {
   peftType: 'LORA';
   rank: number;
   alpha: number;
+  // A list selects modules by exact name or name suffix. A string is a Python regular
+  // expression that must match the whole module name (PEFT's check_target_module_exists).
   targetModules: string[] | string;
+  excludeModules: string[] | string | null;
+  // Layer indexes LoRA was limited to (layers_to_transform), or null for every layer.
+  layersToTransform: number[] | null;
+  // Names of the layer list that layersToTransform counts in (layers_pattern), or null for any.
+  layersPattern: string[] | null;
   rankPattern: Record<string, number>;
   alphaPattern: Record<string, number>;
   useRslora: boolean;
   useDora: boolean;
+  // PEFT's lora_bias: lora_B carries a bias vector.
+  loraBias: boolean;
+  // Base-layer biases trained along: "none", "all" or "lora_only".
+  bias: string;
   modulesToSave: string[];
+  // trainable_token_indices: token ids whose embedding rows were trained, by module suffix.
+  trainableTokenIndices: Record<string, number[]>;
   baseModelNameOrPath: string | null;
   raw: Record<string, unknown>;
   warnings: string[];
@@ -33,13 +46,53 @@ const KNOWN_KEYS = new Set([
   'kasa_config', 'monteclora_config', 'use_bdlora', 'velora_config',
 ]);
 
-function positiveNumberMap(raw: unknown, key: string): Record<string, number> {
+const BIAS_VALUES = ['none', 'all', 'lora_only'];
+
+function positiveNumberMap(raw: unknown, key: string, integers: boolean): Record<string, number> {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new PeftConfigError(`${key} must be an object mapping module patterns to numbers`);
   for (const [pattern, value] of Object.entries(raw)) {
-    if (typeof value !== 'number' || !(value > 0)) throw new PeftConfigError(`${key}.${pattern} must be a positive number, got ${JSON.stringify(value)}`);
+    const valid = typeof value === 'number' && value > 0 && (!integers || Number.isInteger(value));
+    if (!valid) throw new PeftConfigError(`${key}.${pattern} must be a positive ${integers ? 'integer' : 'number'}, got ${JSON.stringify(value)}`);
   }
   return raw as Record<string, number>;
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+function isIndexList(value: unknown): value is number[] {
+  return Array.isArray(value) && value.every((item) => Number.isSafeInteger(item) && (item as number) >= 0);
+}
+
+function stringOrList(raw: unknown, key: string): string[] | string | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw === 'string' || isStringList(raw)) return raw;
+  throw new PeftConfigError(`${key} must be a list of module names, a regular expression string or null, got ${JSON.stringify(raw)}`);
+}
+
+function layerIndexes(raw: unknown): number[] | null {
+  if (raw === undefined || raw === null) return null;
+  if (Number.isSafeInteger(raw) && (raw as number) >= 0) return [raw as number];
+  if (isIndexList(raw)) return raw.length === 0 ? null : raw;
+  throw new PeftConfigError(`layers_to_transform must be a layer index, a list of layer indexes or null, got ${JSON.stringify(raw)}`);
+}
+
+function layerPatterns(raw: unknown): string[] | null {
+  if (raw === undefined || raw === null || raw === '') return null;
+  if (typeof raw === 'string') return [raw];
+  if (isStringList(raw)) return raw.length === 0 ? null : raw;
+  throw new PeftConfigError(`layers_pattern must be a name, a list of names or null, got ${JSON.stringify(raw)}`);
+}
+
+// A bare list applies to the input embedding, which PEFT resolves to `embed_tokens` for the
+// decoder models served here.
+function tokenIndices(raw: unknown): Record<string, number[]> {
+  if (raw === undefined || raw === null) return {};
+  if (isIndexList(raw)) return { embed_tokens: raw };
+  if (typeof raw === 'object' && !Array.isArray(raw) && Object.values(raw).every(isIndexList)) return raw as Record<string, number[]>;
+  throw new PeftConfigError(`trainable_token_indices must be a list of token ids or an object mapping module names to lists of token ids, got ${JSON.stringify(raw)}`);
 }
 
 export function parsePeftConfig(text: string): LoraConfig {
@@ -61,13 +114,19 @@ export function parsePeftConfig(text: string): LoraConfig {
   if (typeof alpha !== 'number' || !(alpha > 0)) throw new PeftConfigError(`lora_alpha must be a positive number, got ${JSON.stringify(alpha)}`);
 
   const target = config.target_modules;
-  if (!(typeof target === 'string' || (Array.isArray(target) && target.every((t) => typeof t === 'string')))) {
-    throw new PeftConfigError('target_modules must be a list of module names or a regular expression string');
+  if (!(typeof target === 'string' || isStringList(target))) {
+    const parameters = config.target_parameters ? '; target_parameters without target_modules (LoRA on bare parameters) is not supported' : '';
+    throw new PeftConfigError(`target_modules must be a list of module names or a regular expression string, got ${JSON.stringify(target)}${parameters}`);
   }
 
   const modulesToSave = config.modules_to_save ?? [];
-  if (!Array.isArray(modulesToSave) || !modulesToSave.every((m) => typeof m === 'string')) {
+  if (!isStringList(modulesToSave)) {
     throw new PeftConfigError('modules_to_save must be a list of module names or null');
+  }
+
+  const bias = config.bias ?? 'none';
+  if (typeof bias !== 'string' || !BIAS_VALUES.includes(bias)) {
+    throw new PeftConfigError(`bias must be one of ${BIAS_VALUES.map((value) => `"${value}"`).join(', ')}, got ${JSON.stringify(bias)}`);
   }
 
   const base = config.base_model_name_or_path;
@@ -79,25 +138,79 @@ export function parsePeftConfig(text: string): LoraConfig {
     peftType: 'LORA',
     rank: rank as number,
     alpha,
-    targetModules: target as string[] | string,
-    rankPattern: positiveNumberMap(config.rank_pattern, 'rank_pattern'),
-    alphaPattern: positiveNumberMap(config.alpha_pattern, 'alpha_pattern'),
+    targetModules: target,
+    excludeModules: stringOrList(config.exclude_modules, 'exclude_modules'),
+    layersToTransform: layerIndexes(config.layers_to_transform),
+    layersPattern: layerPatterns(config.layers_pattern),
+    rankPattern: positiveNumberMap(config.rank_pattern, 'rank_pattern', true),
+    alphaPattern: positiveNumberMap(config.alpha_pattern, 'alpha_pattern', false),
     useRslora: config.use_rslora === true,
     useDora: config.use_dora === true,
-    modulesToSave: modulesToSave as string[],
-    baseModelNameOrPath: typeof base === 'string' ? base : null,
+    loraBias: config.lora_bias === true,
+    bias,
+    modulesToSave,
+    trainableTokenIndices: tokenIndices(config.trainable_token_indices),
+    baseModelNameOrPath: typeof base === 'string' && base !== '' ? base : null,
     raw: config,
     warnings,
   };
 }
 
 /**
- * Returns the rank of one module, honouring rank_pattern the way PEFT does: the first
- * pattern whose regular expression matches the end of the module name wins.
+ * Translates a Python `re` pattern into a JavaScript regular expression that must match the
+ * whole string, or returns null when JavaScript cannot compile it (inline flags such as
+ * `(?i)`, possessive quantifiers). Named groups and `\A`, `\Z` are rewritten; the rest of
+ * the syntax PEFT configs use (classes, groups, alternation, quantifiers) is shared.
  */
-export function rankFor(config: LoraConfig, moduleName: string): number {
-  for (const [pattern, rank] of Object.entries(config.rankPattern)) {
-    if (new RegExp(`(^|\\.)${pattern}$`).test(moduleName)) return rank;
+export function fullMatchRegex(pattern: string): RegExp | null {
+  let translated = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i]!;
+    if (char === '\\' && i + 1 < pattern.length) {
+      const next = pattern[i + 1]!;
+      if (next === 'A') translated += '^';
+      else if (next === 'Z') translated += '$';
+      else translated += char + next;
+      i++;
+    } else if (pattern.startsWith('(?P<', i)) {
+      translated += '(?<';
+      i += 3;
+    } else if (pattern.startsWith('(?P=', i)) {
+      const close = pattern.indexOf(')', i);
+      if (close < 0) return null;
+      translated += `\\k<${pattern.slice(i + 4, close)}>`;
+      i = close;
+    } else {
+      translated += char;
+    }
   }
-  return config.rank;
+  try {
+    return new RegExp(`^(?:${translated})$`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Finds the rank_pattern or alpha_pattern key that applies to a module the way PEFT's
+ * get_pattern_key does: the first key `k` for which `(.*\.)?(k)$` matches the whole module
+ * name wins. A key JavaScript cannot compile is compared as a literal name suffix.
+ */
+function patternValue(patterns: Record<string, number>, moduleName: string): number | undefined {
+  for (const [pattern, value] of Object.entries(patterns)) {
+    const regex = fullMatchRegex(`(?:.*\\.)?(?:${pattern})`);
+    const matches = regex ? regex.test(moduleName) : moduleName === pattern || moduleName.endsWith(`.${pattern}`);
+    if (matches) return value;
+  }
+  return undefined;
+}
+
+/** Returns the rank of one module: its rank_pattern entry, else r. */
+export function rankFor(config: LoraConfig, moduleName: string): number {
+  return patternValue(config.rankPattern, moduleName) ?? config.rank;
+}
+
+/** Returns the lora_alpha of one module: its alpha_pattern entry, else lora_alpha. */
+export function alphaFor(config: LoraConfig, moduleName: string): number {
+  return patternValue(config.alphaPattern, moduleName) ?? config.alpha;
 }

@@ -3,10 +3,9 @@ import {
   adapterFiles, adapterRedirects, adapters, adapterVersions, baseModels, benchmarkTasks, blobs, datasetVersions, downloadEvents, evalResults, likes, namespaces,
 } from '@/drizzle/schema';
 import type { Db } from '../db';
+import { checkAdapter } from '../formats/adapter-gate';
 import { parseModelCard } from '../formats/model-card';
 import { PeftConfigError, parsePeftConfig } from '../formats/peft-config';
-import { checkLoraTensors } from '../formats/lora-tensors';
-import { servingTargets } from '../formats/serving';
 import { parseHeader, readHeaderLength, SafetensorsError } from '../formats/safetensors';
 import { getEnv } from '../env';
 import { logger } from '../logger';
@@ -80,17 +79,14 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     throw error;
   }
 
-  const compatibility = checkLoraTensors(header.tensors, config, base.modules);
+  const compatibility = checkAdapter(config, header, base);
   if (compatibility.errors.length > 0) {
     const listed = compatibility.errors.slice(0, MAX_LISTED_PROBLEMS).join('; ');
     const more = compatibility.errors.length > MAX_LISTED_PROBLEMS ? ` (and ${compatibility.errors.length - MAX_LISTED_PROBLEMS} more)` : '';
     throw badRequest(`adapter does not fit base model ${base.id}: ${listed}${more}`);
   }
 
-  const warnings = [...config.warnings];
-  if (config.baseModelNameOrPath && config.baseModelNameOrPath !== base.id) {
-    warnings.push(`adapter_config.json names base model ${JSON.stringify(config.baseModelNameOrPath)}; it was checked against ${base.id}`);
-  }
+  const warnings = compatibility.warnings;
   const readme = input.files.find((file) => file.path === 'README.md');
   const modelCard = readme ? await readText(readme) : null;
   let cardMetadata: Record<string, unknown> = {};
@@ -111,23 +107,7 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
   }
   const domain = input.domain ?? (typeof cardMetadata.domain === 'string' ? cardMetadata.domain : null);
 
-  const ranks = [...new Set(compatibility.modules.map((m) => m.rank))].sort((a, b) => a - b);
-  const configSummary = {
-    peftType: config.peftType,
-    peftVersion: typeof config.raw.peft_version === 'string' ? config.raw.peft_version : null,
-    rank: config.rank,
-    ranks,
-    alpha: config.alpha,
-    targetModules: config.targetModules,
-    useRslora: config.useRslora,
-    useDora: config.useDora,
-    modulesToSave: config.modulesToSave,
-    baseModelNameOrPath: config.baseModelNameOrPath,
-    loraModules: compatibility.modules.length,
-    trainableParameters: compatibility.trainableParameters,
-    shareOfBase: compatibility.trainableParameters / base.parameterCount,
-    serving: servingTargets(config, ranks),
-  };
+  const configSummary = compatibility.summary;
 
   return db.transaction(async (tx) => {
     if (input.sourceJobId) {

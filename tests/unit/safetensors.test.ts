@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_HEADER_BYTES, parseHeader, readHeaderLength, SafetensorsError } from '../../server/formats/safetensors';
+import { DTYPE_BITS, MAX_HEADER_BYTES, parseHeader, readHeaderLength, SafetensorsError } from '../../server/formats/safetensors';
 import { safetensorsBytes } from '../setup/helpers';
 
 function parse(bytes: Buffer) {
@@ -22,8 +22,22 @@ describe('safetensors header parser', () => {
     expect(parsed.metadata).toEqual({ format: 'pt' });
   });
 
+  it('rejects an empty file', () => {
+    expect(() => readHeaderLength(new Uint8Array(0), 0)).toThrow(/^file is empty \(0 bytes\).*8-byte header length.*save_pretrained/);
+  });
+
   it('rejects a file shorter than the length prefix', () => {
-    expect(() => readHeaderLength(new Uint8Array(0), 0)).toThrow(/8-byte header length/);
+    expect(() => readHeaderLength(new Uint8Array(5), 5)).toThrow(/^file is 5 bytes; a safetensors file starts with an 8-byte header length/);
+  });
+
+  it('names a PyTorch zip checkpoint saved as safetensors', () => {
+    const zip = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(60)]);
+    expect(() => parse(zip)).toThrow(/runs past the end of the 64-byte file.*PyTorch pickle checkpoint renamed to \.safetensors.*safe_serialization=True/);
+  });
+
+  it('names a bare pickle saved as safetensors', () => {
+    const pickle = Buffer.concat([Buffer.from([0x80, 0x04, 0x95, 0x10, 0, 0, 0, 0]), Buffer.alloc(8)]);
+    expect(() => parse(pickle)).toThrow(/PyTorch pickle checkpoint/);
   });
 
   it('rejects a header length beyond the file', () => {
@@ -42,9 +56,37 @@ describe('safetensors header parser', () => {
     expect(() => parse(withHeader({ a: { dtype: 'F7', shape: [1], data_offsets: [0, 1] } }, 1))).toThrow(/unknown dtype "F7"/);
   });
 
+  it('rejects a dtype name from the object prototype', () => {
+    expect(() => parse(withHeader({ a: { dtype: 'toString', shape: [1], data_offsets: [0, 1] } }, 1))).toThrow(/unknown dtype "toString"/);
+  });
+
+  it('sizes sub-byte dtypes in bits', () => {
+    expect(parse(withHeader({ a: { dtype: 'F4', shape: [2, 3], data_offsets: [0, 3] } }, 3)).tensors[0]!.dtype).toBe('F4');
+    expect(() => parse(withHeader({ a: { dtype: 'F4', shape: [3], data_offsets: [0, 1] } }, 1))).toThrow(/holds 12 bits, which is not a whole number of bytes/);
+    expect(parse(withHeader({ a: { dtype: 'F6_E2M3', shape: [4], data_offsets: [0, 3] } }, 3)).tensors).toHaveLength(1);
+  });
+
   it('rejects overlapping tensors', () => {
     const header = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } };
     expect(() => parse(withHeader(header, 12))).toThrow(/a and b overlap/);
+  });
+
+  it('rejects a gap between tensors', () => {
+    const header = { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } };
+    expect(() => parse(withHeader(header, 12))).toThrow('tensor b begins at byte 8, leaving 4 unused bytes after a, which ends at byte 4');
+  });
+
+  it('rejects a data section that does not start at byte 0', () => {
+    expect(() => parse(withHeader({ a: { dtype: 'U8', shape: [1], data_offsets: [1, 2] } }, 2))).toThrow(/leaving 1 unused bytes at the start of the data section/);
+  });
+
+  it('rejects bytes after the last tensor', () => {
+    expect(() => parse(withHeader({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 6))).toThrow('the data section has 6 bytes but its tensors end at byte 4');
+  });
+
+  it('accepts zero-sized tensors', () => {
+    const header = { a: { dtype: 'F32', shape: [0, 4], data_offsets: [0, 0] }, b: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } };
+    expect(parse(withHeader(header, 4)).tensors.map((t) => t.name)).toEqual(['a', 'b']);
   });
 
   it('rejects offsets outside the data section', () => {
@@ -116,4 +158,27 @@ describe('safetensors header parser under random input', () => {
       }
     }), { numRuns: 100_000, seed: 20261204 });
   }, 300_000);
+
+  it('parses every well-formed file and rejects it with a byte added or removed', () => {
+    const tensorArbitrary = fc.record({ dtype: fc.constantFrom(...Object.keys(DTYPE_BITS)), shape: fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 3 }) });
+    const filesArbitrary = fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 8 }), tensorArbitrary), { selector: ([name]) => name, maxLength: 5 })
+      .filter((entries) => entries.every(([name]) => name !== '__metadata__'));
+    fc.assert(fc.property(filesArbitrary, fc.boolean(), (entries, grow) => {
+      const header: Record<string, unknown> = {};
+      let offset = 0;
+      for (const [name, { dtype, shape }] of entries) {
+        const bits = shape.reduce((acc, dim) => acc * dim, 1) * DTYPE_BITS[dtype]!;
+        // Pad odd sub-byte tensors to whole bytes, as a writer must.
+        const fixedShape = bits % 8 === 0 ? shape : [...shape, 8];
+        const bytes = (fixedShape.reduce((acc, dim) => acc * dim, 1) * DTYPE_BITS[dtype]!) / 8;
+        header[name] = { dtype, shape: fixedShape, data_offsets: [offset, offset + bytes] };
+        offset += bytes;
+      }
+      const parsed = parse(withHeader(header, offset));
+      expect(parsed.tensors.map((t) => t.name).sort()).toEqual(entries.map(([name]) => name).sort());
+      if (offset > 0 || grow) {
+        expect(() => parse(withHeader(header, grow ? offset + 1 : offset - 1))).toThrow(SafetensorsError);
+      }
+    }), { numRuns: 2_000, seed: 20261205 });
+  });
 });
