@@ -15,6 +15,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { createClient } from '../lib/trpc-client';
 import { ensureUser } from '../scripts/seed-lib';
@@ -117,9 +119,15 @@ async function main() {
     execFileSync(process.execPath, [path.join(root, 'scripts', 'reset-database.mjs'), DATABASE_URL], { stdio: 'inherit' });
   }
   await fs.mkdir(workDir, { recursive: true });
+  // Applied here, before the statement timeout exists, because a migration on 100,000 rows
+  // can run for minutes; the app then finds nothing left to apply.
+  log('applying the migrations');
+  const migrationPool = new pg.Pool({ connectionString: DATABASE_URL, max: 1, options: '-c statement_timeout=0' });
+  await migrate(drizzle(migrationPool), { migrationsFolder: path.join(root, 'drizzle', 'migrations') });
+  await migrationPool.end();
   await setStatementTimeout(Number(values['statement-timeout']));
   const s3 = startSeaweedFs(path.join(workDir, 'seaweedfs'), S3_PORT, { bucket: 'bench-search', accessKeyId: 'bench-key', secretAccessKey: 'bench-secret-key' });
-  log('starting the app (it applies the migrations)');
+  log('starting the app');
   const url = await startApp({
     port: PORT,
     logFile: path.join(workDir, 'app.log'),
