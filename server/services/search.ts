@@ -44,7 +44,7 @@ function conditions(input: SearchFilters, skip?: keyof SearchFilters): SQL[] {
   const q = input.query?.trim();
   if (q && skip !== 'query') {
     // Every branch has an index (GIN on search_vector, trigram GIN on name), so Postgres can
-    // combine them with a BitmapOr; a branch without one would force a scan of every row.
+    // combine them with a BitmapOr. A branch without one would force a scan of every row.
     where.push(sql`(${adapters.searchVector} @@ websearch_to_tsquery('english', ${q})
       or ${adapters.name} ilike ${`%${escapeLike(q)}%`}
       or (${adapters.name} % ${q} and similarity(${adapters.name}, ${q}) >= ${NAME_SIMILARITY}))`);
