@@ -221,6 +221,8 @@ async function main() {
     await pool.end();
     s3.destroy();
     stopStack();
+    // Every round leaves a 500 MiB object in SeaweedFS; app.log stays for a failed run.
+    await fs.rm(path.join(workDir, 'seaweedfs'), { recursive: true, force: true });
   }
 }
 
