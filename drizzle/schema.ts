@@ -1,9 +1,12 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgTable, serial, text, timestamp, uniqueIndex, uuid,
+  bigint, bigserial, boolean, customType, doublePrecision, index, integer, jsonb, pgTable, serial, text, timestamp, uniqueIndex, uuid,
 } from 'drizzle-orm/pg-core';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+/** Postgres full-text document; drizzle reads it as its text form. */
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
 
 /** A user's or a team's namespace: adapters are named `namespace/name`. */
 export const namespaces = pgTable('namespaces', {
@@ -133,12 +136,15 @@ export const adapters = pgTable('adapters', {
   bestScore: doublePrecision('best_score'),
   // Name, description, tags and the start of the model card, for full-text search.
   searchText: text('search_text').notNull().default(''),
+  // searchText parsed once when it is written, so that matching and ranking never parse the
+  // text again (parsing it per row made every text search scan and parse the whole table).
+  searchVector: tsvector('search_vector').generatedAlwaysAs(sql`to_tsvector('english', search_text)`),
   createdAt: createdAt(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 }, (t) => [
   // A deleted adapter frees its name at once; restoring it fails if the name was taken since.
   uniqueIndex('adapters_namespace_name').on(t.namespaceId, t.name).where(sql`${t.deletedAt} is null`),
-  index('adapters_fulltext').using('gin', sql`to_tsvector('english', ${t.searchText})`),
+  index('adapters_search_vector').using('gin', t.searchVector),
   index('adapters_name_trigram').using('gin', sql`${t.name} gin_trgm_ops`),
   index('adapters_listed_updated').on(t.updatedAt, t.id).where(sql`${t.latestVersion} is not null and ${t.deletedAt} is null`),
   index('adapters_listed_downloads').on(t.downloads, t.id).where(sql`${t.latestVersion} is not null and ${t.deletedAt} is null`),

@@ -115,18 +115,19 @@ describe('model cards', () => {
   });
 
   it('reads the front matter into the version and the listing', async () => {
-    const readme = '---\nbase_model: HuggingFaceTB/tiny-llama\nlibrary_name: peft\nlicense: apache-2.0\ntags: [oncology, radiology]\ndatasets: [pubmed_qa]\nlanguage: en\ndomain: medical\n---\n# Tumour board helper\n\nAnswers staging questions about glioblastoma.\n';
+    const tag = `radiology-${user.namespace}`;
+    const readme = `---\nbase_model: HuggingFaceTB/tiny-llama\nlibrary_name: peft\nlicense: apache-2.0\ntags: [oncology, ${tag}]\ndatasets: [pubmed_qa]\nlanguage: en\ndomain: medical\n---\n# Tumour board helper\n\nAnswers staging questions about glioblastoma.\n`;
     const dir = await writeAdapterFolder({ readme });
     const published = await publishFolder(user.client, dir, 'tumour-board');
     expect(published.warnings).toEqual([]);
     const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'tumour-board' });
     expect(page.domain).toBe('medical');
-    expect(page.version.cardMetadata).toMatchObject({ license: 'apache-2.0', tags: ['oncology', 'radiology'], datasets: ['pubmed_qa'], language: ['en'] });
+    expect(page.version.cardMetadata).toMatchObject({ license: 'apache-2.0', tags: ['oncology', tag], datasets: ['pubmed_qa'], language: ['en'] });
 
     // Words of the card body, and tags, find the adapter.
     const byBody = await user.client.adapters.search.query({ query: 'glioblastoma' });
     expect(byBody.items.map((a) => a.name)).toContain('tumour-board');
-    const byTag = await user.client.adapters.search.query({ tag: 'radiology', license: 'apache-2.0' });
+    const byTag = await user.client.adapters.search.query({ tag, license: 'apache-2.0' });
     expect(byTag.items.map((a) => `${a.namespace}/${a.name}`)).toEqual([`${user.namespace}/tumour-board`]);
   });
 

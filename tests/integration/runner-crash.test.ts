@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Client } from '../../lib/trpc-client';
+import { toJsonl } from '../../scripts/demo-data';
 import { newUser, startRunner, waitFor, waitForJob, tinyHyperparameters } from '../setup/helpers';
+
+/** Uploads 40 short examples, so every one fits the tiny model's sequence length. */
+async function shortDataset(client: Client, name: string) {
+  const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
+  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'short-')), `${name}.jsonl`);
+  await fs.writeFile(file, toJsonl(rows));
+  return uploadDataset(client, file, name, TINY_BASE_ID);
+}
 
 type Job = Awaited<ReturnType<Client['finetune']['get']['query']>>;
 
@@ -15,10 +27,10 @@ function resumedStep(job: Job): number | null {
 describe('runner crash', () => {
   it('resumes a killed runner job from its checkpoint on another runner, once', async () => {
     const user = await newUser('crash');
-    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'survivor', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 300 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 300, epochs: 20 }),
     });
 
     const first = await startRunner('doomed', { RUNNER_CHECKPOINT_STEPS: '10' });
@@ -55,10 +67,10 @@ describe('runner crash', () => {
 describe('draining', () => {
   it('checkpoints on SIGTERM, gives the job back and lets another runner finish it', async () => {
     const user = await newUser('drain');
-    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'drained', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 300 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 300, epochs: 20 }),
     });
 
     const first = await startRunner('draining');

@@ -100,6 +100,7 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
           <tr><th>Rank</th><td>{String(summary.rank)}{Array.isArray(summary.ranks) && summary.ranks.length > 1 ? ` (pattern: ${summary.ranks.join(', ')})` : ''}</td></tr>
           <tr><th>Alpha</th><td>{String(summary.alpha)}</td></tr>
           <tr><th>Target modules</th><td>{Array.isArray(summary.targetModules) ? summary.targetModules.join(', ') : String(summary.targetModules)}</td></tr>
+          {typeof summary.baseModelNameOrPath === 'string' && <tr><th>Base model named in the config</th><td>{summary.baseModelNameOrPath}</td></tr>}
           <tr><th>LoRA modules</th><td>{String(summary.loraModules)}</td></tr>
           {(card.datasets?.length ?? 0) > 0 && <tr><th>Data sets</th><td>{card.datasets!.join(', ')}</td></tr>}
           {(card.language?.length ?? 0) > 0 && <tr><th>Language</th><td>{card.language!.join(', ')}</td></tr>}
