@@ -8,7 +8,8 @@ import { useTRPC } from '@/lib/trpc-react';
 function Browse() {
   const trpc = useTRPC();
   const router = useRouter();
-  const params = useSearchParams();
+  // Never null in the App Router. The type allows null because pages/api exists.
+  const params = useSearchParams()!;
   const query = params.get('q') ?? '';
   const baseModelId = params.get('base') ?? '';
   const domain = params.get('domain') ?? '';
