@@ -2,6 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { marked } from 'marked';
 import { notFound } from 'next/navigation';
 import sanitizeHtml from 'sanitize-html';
+import { archiveFileName, archivePath } from '@/lib/adapter-archive';
 import { serverCaller } from '@/lib/server-caller';
 import { DownloadButton } from './download-button';
 import { LikeButton } from './like-button';
@@ -71,6 +72,10 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       )}
 
       <h2>Files (version {page.version.version})</h2>
+      <p>
+        <a href={archivePath(page.namespace, page.name, page.version.version)} download={archiveFileName(page.namespace, page.name, page.version.version)}
+          data-testid="archive-link">Download all (.tar)</a>
+      </p>
       <table>
         <thead><tr><th>File</th><th>Size</th><th>sha256</th><th /></tr></thead>
         <tbody>
