@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createClient, type Client } from '../lib/trpc-client';
+import { pullArchive } from './archive';
 import { announce, describeFile, describeFolder, putFiles } from './upload';
 
 const HELP = `Usage: adapters <command> [options]
@@ -11,7 +12,8 @@ Commands:
   login --email E --password P         store an API token for this app (in ~/.config/adapters/config.json)
   publish DIR --name NAME --base ID    publish a PEFT adapter folder as the next version of NAME
         [--description TEXT] [--domain DOMAIN]
-  pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version
+  pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version and check each file's sha256
+        [--archive FILE.tar]           download the version as one tar archive instead and list its files
   dataset FILE.jsonl --name NAME --base ID    upload and validate a data set
   finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
         --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
@@ -101,7 +103,7 @@ async function main(argv: string[]) {
       domain: { type: 'string' }, out: { type: 'string' }, dataset: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
       'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
-      message: { type: 'string' }, replacement: { type: 'string' },
+      message: { type: 'string' }, replacement: { type: 'string' }, archive: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -136,6 +138,14 @@ async function main(argv: string[]) {
     }
     case 'pull': {
       const ref = parseRef(rest[0]);
+      if (values.archive !== undefined) {
+        if (values.out !== undefined) throw new Error('pass either --out DIR (file by file) or --archive FILE.tar, not both');
+        const pulled = await pullArchive({ url, token, ...ref, file: values.archive, onProgress: (done, total) => progressBar(path.basename(values.archive!), done, total) });
+        if (pulled.warning) console.error(`warning: ${pulled.warning}`);
+        const listing = pulled.members.map((member) => `  ${member.name} (${member.size} bytes)`).join('\n');
+        print(`pulled ${ref.namespace}/${ref.name}@${pulled.version} into ${pulled.file} (${pulled.bytes} bytes):\n${listing}`, pulled);
+        return;
+      }
       const page = await client.adapters.get.query(ref);
       const out = values.out ?? path.join(process.cwd(), `${ref.namespace}--${ref.name}`);
       await fs.mkdir(out, { recursive: true });

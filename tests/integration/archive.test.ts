@@ -194,4 +194,29 @@ describe('version archive download', () => {
     await expect(response.arrayBuffer()).rejects.toThrow(/terminated|closed|aborted/i);
   });
 
+  it('pulls an archive with the CLI', async () => {
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'cli-archive-')), 'v1.tar');
+    const pulled = runCli(['pull', `${owner.namespace}/${name}@1`, '--archive', file], owner.token);
+    expect(pulled.status).toBe(0);
+    expect(pulled.stderr).toContain(`warning: version 1 of ${owner.namespace}/${name} was yanked: ${yankReason}`);
+    expect(pulled.stdout).toContain(`pulled ${owner.namespace}/${name}@1 into ${file}`);
+    expect(pulled.stdout).toMatch(/adapter_model\.safetensors \(\d+ bytes\)/);
+    expect(readArchive(file).map((m) => m.path)).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    await expect(fs.stat(`${file}.partial`)).rejects.toThrow(/ENOENT/);
+
+    const json = runCli(['pull', `${owner.namespace}/${name}`, '--archive', file, '--json'], owner.token);
+    expect(json.status).toBe(0);
+    const parsed = JSON.parse(json.stdout);
+    expect(parsed.version).toBe(2);
+    expect(parsed.members.map((m: { name: string }) => m.name)).toContain('training_log.dat');
+    expect(parsed.bytes).toBe((await fs.stat(file)).size);
+
+    const missing = runCli(['pull', `${owner.namespace}/${name}@9`, '--archive', file], owner.token);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain(`HTTP 404: version 9 of ${owner.namespace}/${name} not found`);
+
+    const both = runCli(['pull', `${owner.namespace}/${name}`, '--archive', file, '--out', path.dirname(file)], owner.token);
+    expect(both.status).toBe(1);
+    expect(both.stderr).toContain('pass either --out DIR (file by file) or --archive FILE.tar, not both');
+  });
 });
