@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ARCHIVE_WARNING_HEADER, archivePath, decodeHeaderText } from '../../lib/adapter-archive';
 import { deleteObject } from '../../server/storage';
 import { appUrl, testEnv, TINY_BASE_ID } from '../setup/env';
-import { newUser, runCli, runPython, waitFor, writeAdapterFolder } from '../setup/helpers';
+import { newUser, runPython, waitFor, writeAdapterFolder } from '../setup/helpers';
 
 // Lists an archive with Python's tarfile: each member's name, size and sha256.
 const READ_TAR = `
@@ -41,8 +43,23 @@ function readArchive(file: string): { path: string; size: number; sha256: string
   return JSON.parse(result.stdout);
 }
 
+/**
+ * Runs the CLI without blocking the event loop. runCli (spawnSync) blocks it for seconds,
+ * so the fetch pool misses the app closing idle keep-alive sockets (after 5 s), and the
+ * next tRPC call fails with "other side closed".
+ */
+async function runCliAsync(args: string[], token: string): Promise<{ status: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args, '--url', appUrl, '--token', token], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { status: code ?? -1, stdout, stderr };
+}
+
 async function publish(user: User, name: string, dir: string): Promise<void> {
-  const result = runCli(['publish', dir, '--name', name, '--base', TINY_BASE_ID], user.token);
+  const result = await runCliAsync(['publish', dir, '--name', name, '--base', TINY_BASE_ID], user.token);
   expect(result.status, result.stderr).toBe(0);
 }
 
@@ -196,7 +213,7 @@ describe('version archive download', () => {
 
   it('pulls an archive with the CLI', async () => {
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'cli-archive-')), 'v1.tar');
-    const pulled = runCli(['pull', `${owner.namespace}/${name}@1`, '--archive', file], owner.token);
+    const pulled = await runCliAsync(['pull', `${owner.namespace}/${name}@1`, '--archive', file], owner.token);
     expect(pulled.status).toBe(0);
     expect(pulled.stderr).toContain(`warning: version 1 of ${owner.namespace}/${name} was yanked: ${yankReason}`);
     expect(pulled.stdout).toContain(`pulled ${owner.namespace}/${name}@1 into ${file}`);
@@ -204,18 +221,18 @@ describe('version archive download', () => {
     expect(readArchive(file).map((m) => m.path)).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
     await expect(fs.stat(`${file}.partial`)).rejects.toThrow(/ENOENT/);
 
-    const json = runCli(['pull', `${owner.namespace}/${name}`, '--archive', file, '--json'], owner.token);
+    const json = await runCliAsync(['pull', `${owner.namespace}/${name}`, '--archive', file, '--json'], owner.token);
     expect(json.status).toBe(0);
     const parsed = JSON.parse(json.stdout);
     expect(parsed.version).toBe(2);
     expect(parsed.members.map((m: { name: string }) => m.name)).toContain('training_log.dat');
     expect(parsed.bytes).toBe((await fs.stat(file)).size);
 
-    const missing = runCli(['pull', `${owner.namespace}/${name}@9`, '--archive', file], owner.token);
+    const missing = await runCliAsync(['pull', `${owner.namespace}/${name}@9`, '--archive', file], owner.token);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain(`HTTP 404: version 9 of ${owner.namespace}/${name} not found`);
 
-    const both = runCli(['pull', `${owner.namespace}/${name}`, '--archive', file, '--out', path.dirname(file)], owner.token);
+    const both = await runCliAsync(['pull', `${owner.namespace}/${name}`, '--archive', file, '--out', path.dirname(file)], owner.token);
     expect(both.status).toBe(1);
     expect(both.stderr).toContain('pass either --out DIR (file by file) or --archive FILE.tar, not both');
   });
