@@ -27,8 +27,8 @@ export function parseArchiveVersion(segment: string): number | undefined {
 /**
  * Prepares the ustar archive of one version: every file of the version under its own path,
  * read from S3 only when the stream reaches it. `latest` skips yanked versions, but an
- * exact number still reaches a yanked one, with a warning. With `count`, the download is counted
- * as `downloadFile` counts it (once per client, version and UTC day).
+ * exact number still reaches a yanked one, with a warning. With `count`, the download is
+ * counted as `downloadFile` counts it (once per client, version and UTC day).
  */
 export async function prepareVersionArchive(db: Db, input: { namespace: string; name: string; version: string; clientKey: string; count: boolean }): Promise<VersionArchive> {
   const page = await getAdapterPage(db, input.namespace, input.name, parseArchiveVersion(input.version));

@@ -131,6 +131,22 @@ describe('version archive download', () => {
     expect((await unknown.json()).error).toMatch(/adapter .*\/no-such-adapter not found/);
   });
 
+  it('rejects a version with a path too long for ustar', async () => {
+    const long = 'long';
+    const dir = await writeAdapterFolder({ readme: `# long ${randomUUID()}` });
+    const fileName = `${'n'.repeat(120)}.json`;
+    await fs.writeFile(path.join(dir, fileName), '{}');
+    await publish(owner, long, dir);
+
+    const response = await fetch(archiveUrl(owner.namespace, long, 1));
+    expect(response.status).toBe(422);
+    const { error } = await response.json();
+    expect(error).toContain(`version 1 of ${owner.namespace}/${long} cannot be archived: tar member name "${fileName}" is 125 bytes`);
+    expect(error).toContain('download its files one by one with `adapters pull` instead');
+    // A request that sends no archive is not a download.
+    expect(await versionDownloads(owner, long, 1)).toEqual({ version: 0, adapter: 0 });
+  });
+
   it('counts one download per client and day', async () => {
     const counted = 'archive-count';
     await publish(owner, counted, await writeAdapterFolder({ readme: `# counted ${randomUUID()}` }));
