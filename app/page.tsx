@@ -28,7 +28,8 @@ const FACETS = [
 function Browse() {
   const trpc = useTRPC();
   const router = useRouter();
-  const params = useSearchParams();
+  // Never null in the App Router. The type allows null because pages/api exists.
+  const params = useSearchParams()!;
   const query = params.get('q') ?? '';
   const sort = (SORTS.some(([key]) => key === params.get('sort')) ? params.get('sort') : 'relevance') as Sort;
   const [text, setText] = useState(query);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createClient, type Client } from '../lib/trpc-client';
+import { pullArchive } from './archive';
 import { announce, describeFile, describeFolder, putFiles } from './upload';
 
 const HELP = `Usage: adapters <command> [options]
@@ -13,7 +14,8 @@ Commands:
         [--description TEXT] [--domain DOMAIN] [--label 1.2.0] [--changelog TEXT]
         (an interrupted upload resumes when the same command runs again)
   search [QUERY] [--base ID] [--domain D] [--sort relevance|recent|downloads|likes|score] [--limit N]
-  pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version
+  pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version and check each file's sha256
+        [--archive FILE.tar]           download the version as one tar archive instead and list its files
   dataset FILE.jsonl --name NAME --base ID    upload and validate a data set
   finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
         --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
@@ -107,7 +109,7 @@ async function main(argv: string[]) {
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
       'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
       message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
-      sort: { type: 'string' }, to: { type: 'string' },
+      sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -156,6 +158,14 @@ async function main(argv: string[]) {
     }
     case 'pull': {
       const ref = parseRef(rest[0]);
+      if (values.archive !== undefined) {
+        if (values.out !== undefined) throw new Error('pass either --out DIR (file by file) or --archive FILE.tar, not both');
+        const pulled = await pullArchive({ url, token, ...ref, file: values.archive, onProgress: (done, total) => progressBar(path.basename(values.archive!), done, total) });
+        if (pulled.warning) console.error(`warning: ${pulled.warning}`);
+        const listing = pulled.members.map((member) => `  ${member.name} (${member.size} bytes)`).join('\n');
+        print(`pulled ${ref.namespace}/${ref.name}@${pulled.version} into ${pulled.file} (${pulled.bytes} bytes):\n${listing}`, pulled);
+        return;
+      }
       const page = await client.adapters.get.query(ref);
       const out = values.out ?? path.join(process.cwd(), `${ref.namespace}--${ref.name}`);
       await fs.mkdir(out, { recursive: true });

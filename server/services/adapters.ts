@@ -256,20 +256,26 @@ export async function getAdapterPage(db: Db, requestedNamespace: string, request
   };
 }
 
+/**
+ * Counts a download of a version: a client counts once per version and UTC day, however
+ * many files, archives or retries it fetches.
+ */
+export async function countDownload(db: Db, input: { adapterId: string; versionId: number; clientKey?: string }): Promise<void> {
+  const [first] = await db.insert(downloadEvents)
+    .values({ versionId: input.versionId, clientKey: input.clientKey ?? 'anonymous', day: new Date().toISOString().slice(0, 10) })
+    .onConflictDoNothing().returning({ versionId: downloadEvents.versionId });
+  if (first) {
+    await db.update(adapterVersions).set({ downloads: sql`${adapterVersions.downloads} + 1` }).where(eq(adapterVersions.id, input.versionId));
+    await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, input.adapterId));
+  }
+}
+
 /** Presigns one file of a version and counts the download. */
 export async function downloadFile(db: Db, input: { namespace: string; name: string; version?: number; path: string; clientKey?: string }) {
   const page = await getAdapterPage(db, input.namespace, input.name, input.version);
   const file = page.files.find((f) => f.path === input.path);
   if (!file) throw notFound(`file ${input.path} in ${input.namespace}/${input.name} version ${page.version.version}`);
-
-  // A client counts once per version and UTC day, however many files or retries it fetches.
-  const [first] = await db.insert(downloadEvents)
-    .values({ versionId: page.version.id, clientKey: input.clientKey ?? 'anonymous', day: new Date().toISOString().slice(0, 10) })
-    .onConflictDoNothing().returning({ versionId: downloadEvents.versionId });
-  if (first) {
-    await db.update(adapterVersions).set({ downloads: sql`${adapterVersions.downloads} + 1` }).where(eq(adapterVersions.id, page.version.id));
-    await db.update(adapters).set({ downloads: sql`${adapters.downloads} + 1` }).where(eq(adapters.id, page.adapterId));
-  }
+  await countDownload(db, { adapterId: page.adapterId, versionId: page.version.id, clientKey: input.clientKey });
 
   const warning = page.version.yanked ? `version ${page.version.version} of ${input.namespace}/${input.name} was yanked: ${page.version.yanked.reason}` : null;
   return { url: await presignGet(await blobObjectKey(db, file.sha256), file.path), sha256: file.sha256, size: file.size, version: page.version.version, warning };

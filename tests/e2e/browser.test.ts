@@ -73,6 +73,15 @@ describe('web app in Chromium', () => {
     const saved = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'download-')), 'adapter_config.json');
     await download.saveAs(saved);
     expect(JSON.parse(await fs.readFile(saved, 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 4 });
+
+    // The archive link downloads the version shown, not the latest one.
+    const [archive] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download all (.tar)' }).click()]);
+    expect(archive.suggestedFilename()).toBe(`${user.namespace}--web-adapter-v1.tar`);
+    const savedArchive = path.join(path.dirname(saved), 'web-adapter-v1.tar');
+    await archive.saveAs(savedArchive);
+    const tarHeader = (await fs.readFile(savedArchive)).subarray(0, 512);
+    expect(tarHeader.subarray(0, 10).toString('ascii')).toBe('README.md\0');
+    expect(tarHeader.subarray(257, 262).toString('ascii')).toBe('ustar');
   });
 
   it('publishes a new version from the web with a progress bar', async () => {

@@ -3,6 +3,7 @@ import { marked } from 'marked';
 import { notFound, permanentRedirect } from 'next/navigation';
 import { parseModelCard } from '@/server/formats/model-card';
 import sanitizeHtml from 'sanitize-html';
+import { archiveFileName, archivePath } from '@/lib/adapter-archive';
 import { formatBytes } from '@/lib/format';
 import { serverCaller } from '@/lib/server-caller';
 import { DownloadButton } from './download-button';
@@ -81,6 +82,10 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       )}
 
       <h2>Files (version {page.version.version})</h2>
+      <p>
+        <a href={archivePath(page.namespace, page.name, page.version.version)} download={archiveFileName(page.namespace, page.name, page.version.version)}
+          data-testid="archive-link">Download all (.tar)</a>
+      </p>
       <table>
         <thead><tr><th>File</th><th>Size</th><th>sha256</th><th /></tr></thead>
         <tbody>
