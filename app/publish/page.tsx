@@ -15,7 +15,7 @@ function Publish() {
   const trpc = useTRPC();
   const client = useTRPCClient();
   const router = useRouter();
-  const params = useSearchParams();
+  const params = useSearchParams()!;
   const me = useQuery(trpc.auth.me.queryOptions());
   const baseModels = useQuery(trpc.baseModels.list.queryOptions());
 

@@ -1,4 +1,4 @@
-import { and, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import { adapters, namespaces } from '@/drizzle/schema';
 import type { Db } from '../db';
@@ -59,6 +59,10 @@ function conditions(input: SearchFilters, skip?: keyof SearchFilters): SQL[] {
   return where;
 }
 
+// Matches ranked by relevance: the most downloaded ones. Others are reachable through filters
+// and the other sorts.
+const RELEVANCE_CANDIDATES = 300;
+
 /** The sort key of each order, and the SQL type its cursor value is read back as. */
 function sortKey(sort: AdapterSort, query: string | undefined): { key: SQL; type: string } {
   switch (sort) {
@@ -102,6 +106,14 @@ export async function searchAdapters(db: Db, input: SearchInput) {
   const query = input.query?.trim() || undefined;
   const { key, type } = sortKey(input.sort, query);
   const where = conditions(input);
+  if (input.sort === 'relevance' && query) {
+    // Ranking reads every matching row, and a common word matches half the registry, so only
+    // the most downloaded matches are ranked. The subquery walks the downloads index and stops
+    // after RELEVANCE_CANDIDATES matches; a rare word takes the text indexes instead.
+    const candidates = db.select({ id: adapters.id }).from(adapters).where(and(...conditions(input)))
+      .orderBy(desc(adapters.downloads), desc(adapters.id)).limit(RELEVANCE_CANDIDATES);
+    where.push(inArray(adapters.id, candidates));
+  }
   if (input.cursor) {
     const [value, id] = decodeCursor(input.cursor);
     // Descending order on (key, id): the next page holds rows strictly after the cursor.
