@@ -105,14 +105,15 @@ function decodeCursor(cursor: string): [string, string] {
 export async function searchAdapters(db: Db, input: SearchInput) {
   const query = input.query?.trim() || undefined;
   const { key, type } = sortKey(input.sort, query);
-  const where = conditions(input);
+  let where = conditions(input);
   if (input.sort === 'relevance' && query) {
     // Ranking reads every matching row, and a common word matches half the registry, so only
     // the most downloaded matches are ranked. The subquery walks the downloads index and stops
     // after RELEVANCE_CANDIDATES matches; a rare word takes the text indexes instead.
     const candidates = db.select({ id: adapters.id }).from(adapters).where(and(...conditions(input)))
       .orderBy(desc(adapters.downloads), desc(adapters.id)).limit(RELEVANCE_CANDIDATES);
-    where.push(inArray(adapters.id, candidates));
+    // The candidates already meet every condition; repeating them would scan all matches again.
+    where = [inArray(adapters.id, candidates)];
   }
   if (input.cursor) {
     const [value, id] = decodeCursor(input.cursor);
