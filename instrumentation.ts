@@ -1,0 +1,12 @@
+/** Next.js calls register() once per server process before it serves requests. */
+export async function register() {
+  if (process.env.NEXT_RUNTIME !== 'nodejs') return;
+  const { startServer } = await import('./server/startup');
+  try {
+    await startServer();
+  } catch (error) {
+    const { logger } = await import('./server/logger');
+    logger.fatal({ err: error }, 'server start failed');
+    throw error;
+  }
+}
