@@ -1,4 +1,8 @@
-/** Next.js calls register() once per server process before it serves requests. */
+/**
+ * Next.js calls register() once per server process before it serves requests. Invalid settings
+ * end the process with exit code 1, because Next.js would otherwise log the error and keep
+ * serving failing requests.
+ */
 export async function register() {
   if (process.env.NEXT_RUNTIME !== 'nodejs') return;
   const { startServer } = await import('./server/startup');
@@ -7,6 +11,6 @@ export async function register() {
   } catch (error) {
     const { logger } = await import('./server/logger');
     logger.fatal({ err: error }, 'server start failed');
-    throw error;
+    process.exit(1);
   }
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,6 +58,47 @@ describe('cloud readiness', () => {
     const text = await response.text();
     const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
     expect(value('adapters_jobs_backlog')).toBe(value('adapters_jobs_queued') + value('adapters_jobs_running'));
+  });
+});
+
+/** Starts the production build on a free port with `env` and returns its exit code and output. */
+async function startApp(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const child = spawn(path.resolve('node_modules/.bin/next'), ['start', '-p', '0', '-H', '127.0.0.1'], {
+    env: { PATH: process.env.PATH!, HOME: os.tmpdir(), NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  return { code, output };
+}
+
+describe('start-up validation', () => {
+  const valid = {
+    DATABASE_URL: testEnv.DATABASE_URL,
+    S3_ENDPOINT: testEnv.S3_ENDPOINT,
+    S3_BUCKET: testEnv.S3_BUCKET,
+    S3_ACCESS_KEY_ID: testEnv.S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
+    NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
+    NEXTAUTH_URL: 'https://adapters.example.com',
+  };
+
+  it('invalid settings stop the server', async () => {
+    const { code, output } = await startApp({ ...valid, NEXTAUTH_URL: 'http://adapters.example.com', NEXTAUTH_SECRET: 'short' });
+    expect(code).toBe(1);
+    expect(output).toContain('server start failed');
+    expect(output).toContain('NEXTAUTH_URL must use https in production');
+    expect(output).toContain('NEXTAUTH_SECRET must be at least 16 characters');
+  });
+
+  it('S3 origin outside the CSP stops the server', async () => {
+    const { code, output } = await startApp({ ...valid, S3_ENDPOINT: 'https://s3.us-east-1.amazonaws.com' });
+    expect(code).toBe(1);
+    expect(output).toContain('rebuild with S3_ENDPOINT=https://s3.us-east-1.amazonaws.com');
   });
 });
 
