@@ -71,7 +71,8 @@ const stageSchema = z.object({
     // GPU instance types, most preferred first. The group falls back to the next when one has no capacity.
     instanceTypes: z.array(z.string().regex(/^(g|p)\d[a-z0-9-]*\.[a-z0-9]+$/, { message: 'must be a GPU instance type such as g6.xlarge' })).min(1),
     minInstances: z.number().int().min(0).default(0),
-    maxInstances: z.number().int().min(1).max(100),
+    // 0 keeps the fleet empty, for teams whose runners run on Kubernetes instead.
+    maxInstances: z.number().int().min(0).max(100),
     spot: z.boolean().default(false),
     // Tag of the runner image in the stack's ECR repository (built from infra/runner/Dockerfile).
     imageTag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, { message: 'must be a Docker image tag' }),

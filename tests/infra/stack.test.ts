@@ -47,7 +47,7 @@ function withNeon(config: StageConfig): StageConfig {
   return { ...config, database: { engine: 'neon', connectionSecretName: 'adapters/dev/neon' } };
 }
 
-/** Returns the one Lambda function whose handler code is the given asset folder's index.mjs (by its environment). */
+/** Returns the properties of the server function, the only function with NEXTAUTH_URL in its environment. */
 function serverFunction(template: Template): Record<string, any> {
   const functions = Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { NEXTAUTH_URL: Match.anyValue() } } } }));
   expect(functions).toHaveLength(1);
@@ -218,8 +218,10 @@ describe('CDK stack', () => {
     });
   });
 
-  it('Neon stage keeps functions out of the VPC', () => {
-    const template = synth(withNeon(dev));
+  it('Neon stage without AWS runners', () => {
+    // Functions stay out of the VPC, and with runners on Kubernetes the AWS fleet stays empty.
+    const template = synth({ ...withNeon(dev), runners: { ...dev.runners, maxInstances: 0 } });
+    template.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '0', MaxSize: '0' });
     template.resourceCountIs('AWS::RDS::DBCluster', 0);
     template.resourceCountIs('AWS::EC2::VPCEndpoint', 1);
     const server = serverFunction(template);
