@@ -13,8 +13,8 @@ function writeAsAppUser(file: string): { status: number | null; stderr: string }
 }
 
 describe('read-only working directory', () => {
-  // NOTE: enforced only when the tests run as root (as CI does); a non-root run starts the app
-  // as the current user, who owns the checkout, and these checks are skipped.
+  // NOTE: enforced only when the tests run as root, as CI does. A non-root run starts the app as
+  // the current user, who owns the checkout, so these two checks are skipped.
   it.skipIf(!isRoot)('app runs as the unprivileged user', () => {
     const pid = fs.readFileSync('.test-data/app.pid', 'utf8').trim();
     // `next start` serves from a child process; every process of the app runs as APP_USER.
