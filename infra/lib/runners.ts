@@ -62,6 +62,8 @@ export class RunnerFleet extends Construct {
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', { vpc: props.vpc, description: 'GPU runners: no inbound traffic', allowAllOutbound: true });
 
     const image = `${this.repository.repositoryUri}:${runners.imageTag}`;
+    // repositoryUri is a deploy-time token, so the registry host is built from its parts.
+    const registry = `${Stack.of(this).account}.dkr.ecr.${region}.${Stack.of(this).urlSuffix}`;
     const userData = ec2.UserData.forLinux();
     userData.addCommands(
       'set -euo pipefail',
@@ -73,7 +75,7 @@ export class RunnerFleet extends Construct {
       `token=$(aws secretsmanager get-secret-value --region "$region" --secret-id ${this.tokenSecret.secretArn} --query SecretString --output text)`,
       `printf 'APP_URL=%s\\nRUNNER_TOKEN=%s\\nRUNNER_NAME=%s\\n' '${props.appUrl}' "$token" "$instance_id" > /etc/adapters-runner/env`,
       'chmod 600 /etc/adapters-runner/env',
-      `aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin ${this.repository.repositoryUri.split('/')[0]}`,
+      `aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin ${registry}`,
       `docker pull ${image}`,
       // A runner stops its worker and reports on SIGTERM; docker waits 10 minutes before SIGKILL.
       `docker run -d --name runner --restart unless-stopped --gpus all --stop-timeout 600 --env-file /etc/adapters-runner/env -v /var/lib/runner:/var/lib/runner ${image}`,

@@ -155,6 +155,10 @@ describe('CDK stack', () => {
     expect(JSON.stringify(cluster!.Properties.MasterUserPassword)).toContain('{{resolve:secretsmanager:');
     // The runner token reaches instances through Secrets Manager at boot, not through user data.
     expect(JSON.stringify(devTemplate.toJSON())).not.toMatch(/amr_[A-Za-z0-9_-]{8}/);
+    const [launchTemplate] = Object.values(devTemplate.findResources('AWS::EC2::LaunchTemplate'));
+    const userData = JSON.stringify(launchTemplate!.Properties.LaunchTemplateData.UserData);
+    expect(userData).toContain('aws secretsmanager get-secret-value');
+    expect(userData).toContain('--env-file /etc/adapters-runner/env');
   });
 
   it('runner fleet scales out on queued jobs', () => {
