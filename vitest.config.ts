@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     projects: [
       { resolve: { alias }, test: { name: 'unit', include: ['tests/unit/**/*.test.ts'] } },
+      // CDK synthesis of the deployment stacks; offline, no AWS account needed.
+      { resolve: { alias }, test: { name: 'infra', include: ['tests/infra/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       {
         resolve: { alias },
         test: {

@@ -82,8 +82,12 @@ export async function runnerTokenId(db: Db, token: string): Promise<string | nul
 }
 
 export function authOptions(): AuthOptions {
+  const env = getEnv();
   return {
-    secret: getEnv().NEXTAUTH_SECRET,
+    secret: env.NEXTAUTH_SECRET,
+    // Secure, __Secure- prefixed session cookies whenever the public URL is https. Production
+    // requires https except on loopback hosts (server/env.ts), where browsers would drop them.
+    useSecureCookies: env.NEXTAUTH_URL?.startsWith('https://') ?? false,
     session: { strategy: 'jwt', maxAge: 30 * 24 * 3600 },
     pages: { signIn: '/signin' },
     providers: [

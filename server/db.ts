@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from '@/drizzle/schema';
 import { getEnv } from './env';
@@ -6,7 +8,7 @@ import { logger } from './logger';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
-const migrationsFolder = path.join(process.cwd(), 'drizzle', 'migrations');
+export const migrationsFolder = path.join(process.cwd(), 'drizzle', 'migrations');
 
 // Next.js bundles route handlers and server components separately, each with its own copy
 // of this module. The handle lives on globalThis so that a process opens the database once,
@@ -15,8 +17,8 @@ const shared = globalThis as typeof globalThis & { __adapterMarketplaceDb?: Prom
 
 /**
  * Opens the database once per process and applies pending migrations.
- * With DATABASE_URL set this is a small node-postgres pool, small because each serverless
- * instance has its own. Without it, this is the embedded PGlite database persisted under
+ * With DATABASE_URL set this is a node-postgres pool of DATABASE_POOL_MAX connections, small
+ * because each serverless instance has its own. Without it, this is the embedded PGlite database persisted under
  * PGLITE_DIR, which only one process may open at a time.
  */
 export function getDb(): Promise<Db> {
@@ -34,11 +36,12 @@ async function openDb(): Promise<Db> {
     const { Pool } = await import('pg');
     const { drizzle } = await import('drizzle-orm/node-postgres');
     const { migrate } = await import('drizzle-orm/node-postgres/migrator');
-    const pool = new Pool({ connectionString: env.DATABASE_URL, max: 5 });
+    // Idle connections close after 30 s, so a frozen serverless instance holds few of them.
+    const pool = new Pool({ connectionString: env.DATABASE_URL, max: env.DATABASE_POOL_MAX, idleTimeoutMillis: 30_000 });
     pool.on('error', (error) => logger.error({ err: error }, 'idle database connection failed'));
     const db = drizzle(pool, { schema });
-    await migrate(db, { migrationsFolder });
-    logger.info({ driver: 'node-postgres' }, 'database ready');
+    if (env.DATABASE_MIGRATE_ON_START) await migrate(db, { migrationsFolder });
+    logger.info({ driver: 'node-postgres', poolMax: env.DATABASE_POOL_MAX, migrated: env.DATABASE_MIGRATE_ON_START }, 'database ready');
     return db as unknown as Db;
   }
 
@@ -48,7 +51,25 @@ async function openDb(): Promise<Db> {
   const { migrate } = await import('drizzle-orm/pglite/migrator');
   const client = new PGlite(path.resolve(env.PGLITE_DIR), { extensions: { pg_trgm } });
   const db = drizzle(client, { schema });
-  await migrate(db, { migrationsFolder });
+  if (env.DATABASE_MIGRATE_ON_START) await migrate(db, { migrationsFolder });
   logger.info({ driver: 'pglite', dir: env.PGLITE_DIR }, 'database ready');
   return db as unknown as Db;
+}
+
+/**
+ * Lists the tags of the migrations in `folder` that the database has not applied, by the rule
+ * drizzle's migrator uses: a migration is applied when its journal timestamp is not newer than
+ * the latest row of drizzle.__drizzle_migrations.
+ */
+export async function pendingMigrations(db: Db, folder = migrationsFolder): Promise<string[]> {
+  const journal = JSON.parse(await readFile(path.join(folder, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string; when: number }[] };
+  // node-postgres and PGlite both return { rows }, which the shared Db type leaves unknown.
+  const rows = async <T>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows;
+  const [table] = await rows<{ name: string | null }>(sql`select to_regclass('drizzle.__drizzle_migrations') as name`);
+  let latest = -Infinity;
+  if (table?.name) {
+    const [row] = await rows<{ latest: string | number | null }>(sql`select max(created_at) as latest from drizzle.__drizzle_migrations`);
+    if (row?.latest !== null && row?.latest !== undefined) latest = Number(row.latest);
+  }
+  return journal.entries.filter((entry) => entry.when > latest).map((entry) => entry.tag);
 }

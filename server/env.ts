@@ -9,15 +9,25 @@ const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
   // Folder of the embedded PGlite database, used only without DATABASE_URL.
   PGLITE_DIR: z.string().default('.data/pglite'),
+  // Connections per process to DATABASE_URL. Each serverless instance serves one request at a
+  // time, so 1 or 2 suffice there; the server needs instances × this many connections.
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(50).default(5),
+  // Apply pending migrations when the database is first opened. Serverless stages set false and
+  // run migrations once per deployment instead, so that cold starts never race on them.
+  DATABASE_MIGRATE_ON_START: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
 
   S3_ENDPOINT: z.string().url({ message: 'S3_ENDPOINT must be a URL such as http://127.0.0.1:8333' }),
   S3_REGION: z.string().default('us-east-1'),
   S3_BUCKET: z.string().min(3),
-  S3_ACCESS_KEY_ID: z.string().min(1),
-  S3_SECRET_ACCESS_KEY: z.string().min(1),
+  // Static S3 keys. Leave both unset to use the AWS SDK's default credentials (an IAM role on
+  // Lambda or EC2); presigned URLs then expire no later than the role's session.
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   // Presigned URLs stay valid this long, in seconds.
   S3_PRESIGN_SECONDS: z.coerce.number().int().min(60).max(7 * 24 * 3600).default(3600),
 
+  // Public base URL of the app. Session cookies are Secure exactly when it is https.
+  NEXTAUTH_URL: z.string().url().optional(),
   NEXTAUTH_SECRET: z.string().min(16, { message: 'NEXTAUTH_SECRET must be at least 16 characters; generate one with `openssl rand -hex 32`' }),
   // A runner that misses heartbeats for this long loses its job back to the queue, in seconds.
   JOB_LEASE_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
@@ -26,15 +36,33 @@ const schema = z.object({
   DATASET_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   // A deleted adapter can be restored for this many days; then its files are removed.
   DELETED_ADAPTER_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(30),
-  // When set, GET /api/metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+  // When set, GET /api/metrics also accepts "Authorization: Bearer <METRICS_TOKEN>" (runner tokens always work).
   METRICS_TOKEN: z.string().min(16, { message: 'METRICS_TOKEN must be at least 16 characters' }).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  NODE_ENV: z.string().optional(),
+}).superRefine((env, context) => {
+  if ((env.S3_ACCESS_KEY_ID === undefined) !== (env.S3_SECRET_ACCESS_KEY === undefined)) {
+    context.addIssue({ code: 'custom', path: ['S3_ACCESS_KEY_ID'], message: 'set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither to use the AWS default credentials' });
+  }
+  if (env.NODE_ENV !== 'production') return;
+  if (!env.NEXTAUTH_URL) {
+    context.addIssue({ code: 'custom', path: ['NEXTAUTH_URL'], message: 'NEXTAUTH_URL is required in production: the public base URL, such as https://adapters.example.com' });
+  } else if (!isSecureOrLoopback(new URL(env.NEXTAUTH_URL))) {
+    context.addIssue({ code: 'custom', path: ['NEXTAUTH_URL'], message: `NEXTAUTH_URL must use https in production (got ${new URL(env.NEXTAUTH_URL).origin}); plain http is allowed only for loopback hosts` });
+  }
 });
+
+// Loopback hosts may use plain http in production builds, so that local runs and tests work.
+function isSecureOrLoopback(url: URL): boolean {
+  if (url.protocol === 'https:') return true;
+  return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
+}
 
 export type Env = z.infer<typeof schema>;
 
-function loadEnv(): Env {
-  const parsed = schema.safeParse(process.env);
+/** Validates `source` (process.env by default); throws one message that lists every invalid setting. */
+export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
+  const parsed = schema.safeParse(source);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new Error(`invalid server configuration:\n${lines.join('\n')}\nSee .env.example for every setting.`);
@@ -46,6 +74,6 @@ let cached: Env | undefined;
 
 /** Returns the validated configuration, parsing the environment on first use. */
 export function getEnv(): Env {
-  cached ??= loadEnv();
+  cached ??= parseEnv();
   return cached;
 }

@@ -15,7 +15,8 @@ function s3(): S3Client {
     endpoint: env.S3_ENDPOINT,
     region: env.S3_REGION,
     forcePathStyle: true,
-    credentials: { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY },
+    // Without static keys the SDK's default chain supplies credentials (the IAM role on AWS).
+    credentials: env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY } : undefined,
     // Presigned URLs must not carry a CRC the browser cannot compute; integrity comes from
     // the sha256 checksum that every upload URL is signed with.
     requestChecksumCalculation: 'WHEN_REQUIRED',

@@ -14,6 +14,7 @@ describe('web app in Chromium', () => {
   let page: Page;
   let runner: RunnerProcess;
   let user: Awaited<ReturnType<typeof newUser>>;
+  const cspViolations: string[] = [];
 
   beforeAll(async () => {
     user = await newUser('web');
@@ -27,6 +28,10 @@ describe('web app in Chromium', () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     page = await (await browser.newContext({ acceptDownloads: true })).newPage();
+    // Chromium reports every resource or script that the Content-Security-Policy blocks on the console.
+    page.on('console', (message) => {
+      if (/Content.Security.Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
   });
 
   afterAll(async () => {
@@ -129,5 +134,12 @@ describe('web app in Chromium', () => {
     await page.getByTestId('job-result').click();
     await page.getByRole('heading', { name: `${user.namespace}/web-finetune` }).waitFor();
     expect(await page.getByText('"jobId"').count()).toBe(1);
+  });
+
+  it('pages run under the CSP', async () => {
+    const response = await page.goto(`${appUrl}/publish`);
+    expect(response?.headers()['content-security-policy']).toContain("default-src 'self'");
+    // The earlier tests signed in, uploaded to S3, hashed files with WebAssembly and downloaded.
+    expect(cspViolations).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { appUrl, TINY_BASE_ID } from '../setup/env';
-import { newUser, startRunner, tinyHyperparameters, waitFor, waitForJob } from '../setup/helpers';
+import { adminClient, newUser, startRunner, tinyHyperparameters, waitFor, waitForJob } from '../setup/helpers';
 
 /** Reads one sample's value from Prometheus text, or null when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
@@ -17,7 +17,10 @@ describe('metrics', () => {
   it('reports jobs by state, queue wait and runner counters', async () => {
     const user = await newUser('metrics');
     const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
-    const before = await (await fetch(`${appUrl}/api/metrics`)).text();
+    // Scrapers authenticate like runners (or with METRICS_TOKEN).
+    const { token } = await (await adminClient()).runner.createToken.mutate({ name: 'metrics-scraper' });
+    const scrape = () => fetch(`${appUrl}/api/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    const before = await (await scrape()).text();
     const succeededBefore = sample(before, 'adapters_jobs', { kind: 'finetune', state: 'succeeded' }) ?? 0;
 
     const { jobId } = await user.client.finetune.create.mutate({
@@ -38,10 +41,11 @@ describe('metrics', () => {
       await runner.stop();
     }
 
-    const response = await fetch(`${appUrl}/api/metrics`);
+    const response = await scrape();
     expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await response.text();
     expect(text).toMatch(/^# HELP adapters_jobs /m);
+    expect(sample(text, 'adapters_jobs_backlog')).toBeGreaterThanOrEqual(0);
     expect(sample(text, 'adapters_jobs', { kind: 'finetune', state: 'succeeded' })).toBeGreaterThanOrEqual(succeededBefore + 1);
     expect(sample(text, 'adapters_job_queue_wait_seconds_count', { kind: 'finetune' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'adapters_job_queue_wait_seconds', { kind: 'finetune', quantile: '0.95' })).toBeGreaterThanOrEqual(0);

@@ -10,6 +10,15 @@ export const testEnv = {
 };
 
 export const appUrl = `http://127.0.0.1:${testEnv.APP_PORT}`;
+export const APP_LOG = '.test-data/app.log';
+// The app's user when the tests run as root: nobody/nogroup on Debian.
+export const APP_USER = { uid: 65534, gid: 65534 };
+
+/** Returns the log lines that report a denied or failed file write (EACCES, EPERM, EROFS). */
+export function writeErrors(log: string): string[] {
+  return log.split('\n').filter((line) => /\b(EACCES|EPERM|EROFS)\b/.test(line));
+}
+
 export const TINY_BASE_ID = 'tiny-llama';
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password', namespace: 'admin' };
 

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { createClient } from '../../lib/trpc-client';
 import { writeDemoData, toJsonl, pubmedqaSplits } from '../../scripts/demo-data';
 import { ensureUser, PUBMEDQA_TASK, registerBaseModelFromFolder, registerTaskFromFile } from '../../scripts/seed-lib';
-import { ADMIN, appUrl, testEnv, TINY_BASE_ID } from './env';
+import { ADMIN, APP_LOG, APP_USER, appUrl, testEnv, TINY_BASE_ID, writeErrors } from './env';
 
 let app: ChildProcess | undefined;
 
@@ -29,12 +30,22 @@ async function waitForHealth(timeoutMs: number): Promise<void> {
  * Starts the production build of the app against the test database and SeaweedFS (both
  * started by scripts/test.sh), then registers what every test needs: an admin, the tiny
  * base model and a 40-item PubMedQA task.
+ *
+ * When the tests run as root, the app runs as the unprivileged APP_USER, for whom the
+ * root-owned checkout is read-only, so any write outside /tmp fails as it would on Lambda.
  */
 export default async function setup() {
-  const logFile = await fs.open(path.resolve('.test-data/app.log'), 'w');
+  const logFile = await fs.open(path.resolve(APP_LOG), 'w');
+  const user = process.getuid?.() === 0 ? APP_USER : undefined;
+  // The unprivileged user's home (/nonexistent for nobody) is replaced by a folder under /tmp.
+  const home = await fs.mkdtemp(path.join(os.tmpdir(), 'app-home-'));
+  if (user) await fs.chown(home, user.uid, user.gid);
   app = spawn(path.resolve('node_modules/.bin/next'), ['start', '-p', String(testEnv.APP_PORT), '-H', '127.0.0.1'], {
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
     env: {
       ...process.env,
+      HOME: home,
+      NEXT_TELEMETRY_DISABLED: '1',
       NODE_ENV: 'production',
       DATABASE_URL: testEnv.DATABASE_URL,
       S3_ENDPOINT: testEnv.S3_ENDPOINT,
@@ -49,6 +60,7 @@ export default async function setup() {
     },
     stdio: ['ignore', logFile.fd, logFile.fd],
   });
+  await fs.writeFile(path.resolve('.test-data/app.pid'), String(app.pid));
   await waitForHealth(60_000);
 
   const anonymous = createClient({ url: appUrl });
@@ -67,5 +79,7 @@ export default async function setup() {
   return async () => {
     app?.kill('SIGTERM');
     await logFile.close();
+    const writes = writeErrors(await fs.readFile(path.resolve(APP_LOG), 'utf8'));
+    if (writes.length > 0) throw new Error(`the app tried to write outside /tmp:\n${writes.join('\n')}`);
   };
 }

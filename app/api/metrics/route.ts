@@ -1,29 +1,44 @@
 import { timingSafeEqual } from 'node:crypto';
+import { RUNNER_TOKEN_PREFIX, runnerTokenId } from '@/server/auth';
 import { getDb } from '@/server/db';
 import { getEnv } from '@/server/env';
 import { logger } from '@/server/logger';
+import { prometheusText, queueCounts } from '@/server/metrics';
 import { appMetrics } from '@/server/services/metrics';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 
-function authorized(request: Request, token: string | undefined): boolean {
-  if (!token) return true;
-  const given = Buffer.from(request.headers.get('authorization')?.replace(/^Bearer /, '') ?? '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Prometheus metrics of the job queue; with METRICS_TOKEN set, scrapers must send it as a bearer token. */
+/**
+ * Job metrics in the Prometheus text format: queue depth for autoscalers (KEDA's metrics-api
+ * scaler), then jobs by state, queue wait and duration quantiles, lease expirations and
+ * runner heartbeat lag. Callers authenticate with a runner token (`Bearer amr_…`) or with
+ * METRICS_TOKEN when it is set.
+ */
 export async function GET(request: Request) {
-  if (!authorized(request, getEnv().METRICS_TOKEN)) {
-    return new Response('metrics need "Authorization: Bearer <METRICS_TOKEN>"\n', { status: 401 });
-  }
+  const bearer = request.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  const unauthorized = () => Response.json(
+    { error: 'metrics need a runner token (`Authorization: Bearer amr_…`) or METRICS_TOKEN' },
+    { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } },
+  );
+  if (!bearer) return unauthorized();
+
   try {
-    const body = await appMetrics(await getDb());
-    return new Response(body, { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
+    const db = await getDb();
+    const metricsToken = getEnv().METRICS_TOKEN;
+    const allowed = (metricsToken !== undefined && sameSecret(bearer, metricsToken))
+      || (bearer.startsWith(RUNNER_TOKEN_PREFIX) && (await runnerTokenId(db, bearer)) !== null);
+    if (!allowed) return unauthorized();
+    const text = prometheusText(await queueCounts(db)) + await appMetrics(db);
+    return new Response(text, { headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' } });
   } catch (error) {
-    logger.error({ err: error }, 'metrics collection failed');
-    return new Response('metrics collection failed; see the app log\n', { status: 500 });
+    logger.error({ err: error }, 'metrics: reading the job tables failed');
+    return Response.json({ error: 'reading the job tables failed' }, { status: 503 });
   }
 }
