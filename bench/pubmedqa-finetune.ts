@@ -3,6 +3,7 @@
  * SeaweedFS, one runner, the Python worker) on the 500 PubMedQA items outside the official
  * test split, then the base model and the adapter scored on the official test split.
  *
+ *   S3_ENDPOINT=http://127.0.0.1:8533 npx next build   (the build fixes the S3 origin of its Content-Security-Policy)
  *   npx tsx bench/pubmedqa-finetune.ts [--epochs 1] [--eval-limit 200] [--max-seq 512] [--batch 4]
  *
  * Prints a JSON record and writes it to bench/results/pubmedqa-finetune-<date>.json.

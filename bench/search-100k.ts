@@ -3,7 +3,7 @@
  * concurrent clients, beside the bare SQL it issues on a 50-connection `pg` pool, measured
  * in the same run on the same database.
  *
- *   npx next build
+ *   S3_ENDPOINT=http://127.0.0.1:8533 npx next build   (the build fixes the S3 origin of its Content-Security-Policy)
  *   npx tsx bench/search-100k.ts [--adapters 100000] [--connections 50] [--duration 30] [--warmup 5] [--reseed]
  *
  * The first run creates and seeds the database `adapters_bench_search` on

@@ -4,7 +4,7 @@
  * hashing, beginUpload, presigned multipart PUTs of 16 MiB parts (4 at a time), and the
  * publish call, which verifies the parts and hashes the whole object on the server.
  *
- *   npx next build
+ *   S3_ENDPOINT=http://127.0.0.1:8533 npx next build   (the build fixes the S3 origin of its Content-Security-Policy)
  *   npx tsx bench/upload-500mb.ts [--size-mib 500] [--rounds 3]
  *
  * The app listens on 127.0.0.1:3200 (database `adapters_bench_upload`, recreated each run)
