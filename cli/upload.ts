@@ -42,7 +42,7 @@ export async function describeFile(absolute: string, relative: string, partSize 
   return file;
 }
 
-/** The announcement of a file for beginUpload. */
+/** Returns the announcement of a file for beginUpload (part hashes only for multipart files). */
 export function announce(file: LocalFile) {
   const { path: p, size, sha256, partSize, parts } = file;
   return partSize ? { path: p, size, sha256, partSize, parts } : { path: p, size, sha256 };

@@ -1,7 +1,7 @@
 /**
  * The part layout shared by the server, the CLI and the browser. A file larger than one part
- * is uploaded to S3 as a multipart upload; the client announces the sha256 of every part, and
- * each presigned part URL is signed with its part's checksum, so the store rejects a part
+ * is uploaded to S3 as a multipart upload, and the client announces the sha256 of every part.
+ * Each presigned part URL is signed with its part's checksum, so the store rejects a part
  * whose bytes differ.
  */
 
@@ -24,10 +24,10 @@ export function partRange(size: number, partSize: number, partNumber: number): [
   return [start, Math.min(size, start + partSize)];
 }
 
-/** What to PUT for one file: the parts still missing, each with its presigned URL. */
+/** Upload target of one file: the parts still missing, each with its presigned URL. */
 export interface UploadTarget {
   path: string;
-  // True when the store already holds this content, or every part has arrived.
+  // True when the store already has this content, or every part has arrived.
   done: boolean;
   // Bytes per part; for a single PUT this is the file size.
   partSize: number;

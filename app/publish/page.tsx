@@ -7,7 +7,7 @@ import { formatBytes } from '@/lib/format';
 import { useTRPC, useTRPCClient } from '@/lib/trpc-react';
 import { describeBrowserFile, uploadParts } from '@/lib/upload';
 
-// Files a PEFT `save_pretrained` folder holds besides the two required ones; others are allowed too.
+// The two files every PEFT `save_pretrained` folder has; other files are allowed too.
 const REQUIRED = ['adapter_config.json', 'adapter_model.safetensors'];
 const PICKLE = /\.(bin|pt|pth|ckpt|pkl|pickle)$/i;
 

@@ -72,7 +72,7 @@ export async function download(file: RemoteFile, target: string): Promise<{ resu
   });
 }
 
-/** PUTs a local file to a presigned URL, retrying network errors and 5xx answers. */
+/** PUTs a local file to a presigned URL, retrying network errors and 5xx responses. */
 export async function upload(url: string, file: string, size: number): Promise<void> {
   await withRetries(`upload of ${path.basename(file)}`, async () => {
     const response = await fetch(url, {

@@ -17,8 +17,8 @@ async function folderBytes(dir: string): Promise<number> {
 /**
  * Base model files cached on local disk by model id. A file is reused only when its recorded
  * sha256 matches the one the app sends, so a re-registered model is fetched again. After each
- * use, models used least recently are deleted until the cache fits `maxBytes`; the model in
- * use is never deleted, even when it alone is larger.
+ * use, the least recently used models are deleted until the cache fits `maxBytes`. The model
+ * in use is never deleted, even when it alone is larger.
  * NOTE: runners that share one cache folder do not lock it; give each runner its own.
  */
 export async function ensureBaseModel(cacheDir: string, modelId: string, files: RemoteFile[], maxBytes = Infinity, log?: Logger): Promise<string> {

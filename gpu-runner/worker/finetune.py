@@ -299,7 +299,7 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
         return section.checkpointEverySeconds is not None and time.monotonic() - last_checkpoint >= section.checkpointEverySeconds
 
     for epoch in range(plan.epochs_to_run):
-        # Every epoch draws its order from the seeded generator, so a resumed run sees the same order.
+        # Every epoch draws its order from the seeded generator, so a resumed run replays the same order.
         order = torch.randperm(len(examples), generator=shuffle_generator).tolist()
         micro_batches = [
             [examples[index] for index in order[offset : offset + plan.batch_size]]

@@ -42,8 +42,8 @@ function optionalString(value: unknown, key: string, errors: string[]): string |
 
 /**
  * Reads a Hugging Face style model card: YAML front matter between `---` lines, then Markdown.
- * A card without front matter is valid (empty metadata, with a warning); malformed YAML or a
- * field of the wrong type is an error naming the field.
+ * A card without front matter is valid, with empty metadata and a warning. Malformed YAML, or
+ * a field of the wrong type, is an error that names the field.
  */
 export function parseModelCard(text: string): ParsedCard {
   const empty: CardMetadata = { baseModel: [], libraryName: null, license: null, tags: [], datasets: [], language: [], domain: null, raw: {} };

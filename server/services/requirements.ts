@@ -1,6 +1,6 @@
 import type { Hyperparameters } from '../contracts/runner';
 
-/** What a job needs from a runner; stored with the job and matched when a runner claims. */
+/** Requirements of a job, stored with it and matched against a runner's capabilities at claim time. */
 export interface JobRequirements {
   // Estimated peak memory of the training process, in bytes (GPU memory, or RAM on a CPU runner).
   memoryBytes: number;
@@ -19,9 +19,10 @@ interface Architecture {
 const FP32 = 4;
 
 /**
- * Estimates the peak memory of a LoRA fine-tune, in bytes: base weights in float32, the
- * adapter with its gradients and two AdamW moments, activations and attention scores kept
- * for the backward pass, and the full-vocabulary logits with their float32 loss copies.
+ * Estimates the peak memory of a LoRA fine-tune, in bytes. It adds the base weights in
+ * float32, the adapter with its gradients and two AdamW moments, the activations and
+ * attention scores kept for the backward pass, and the full-vocabulary logits with their
+ * float32 loss copies.
  * NOTE: an estimate for matching jobs to runners, calibrated only against SmolLM2-135M on the
  * CPU (16.9 GB measured peak at sequence 1024, batch 4); it errs on the high side.
  */

@@ -63,7 +63,7 @@ function conditions(input: SearchFilters, skip?: keyof SearchFilters): SQL[] {
 // and the other sorts.
 const RELEVANCE_CANDIDATES = 300;
 
-/** The sort key of each order, and the SQL type its cursor value is read back as. */
+/** Returns the sort key of an order and the SQL type its cursor value is cast to. */
 function sortKey(sort: AdapterSort, query: string | undefined): { key: SQL; type: string } {
   switch (sort) {
     case 'downloads': return { key: sql`${adapters.downloads}`, type: 'integer' };
@@ -117,7 +117,7 @@ export async function searchAdapters(db: Db, input: SearchInput) {
   }
   if (input.cursor) {
     const [value, id] = decodeCursor(input.cursor);
-    // Descending order on (key, id): the next page holds rows strictly after the cursor.
+    // Descending order on (key, id): the next page starts strictly after the cursor.
     where.push(sql`(${key}, ${adapters.id}) < (cast(${value} as ${sql.raw(type)}), cast(${id} as uuid))`);
   }
 

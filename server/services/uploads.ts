@@ -8,7 +8,7 @@ import {
   presignPut, presignUploadPart,
 } from '../storage';
 import { logger } from '../logger';
-import { badRequest, notFound } from './errors';
+import { badRequest, conflict, notFound } from './errors';
 
 export const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth', '.ckpt', '.pkl', '.pickle'];
 
@@ -72,8 +72,8 @@ async function partTargets(file: SessionFile, missing: number[]): Promise<Upload
 }
 
 /**
- * Opens an upload: for each file, the presigned PUTs still needed, or none when the store
- * already holds the content (files are stored once per sha256).
+ * Opens an upload and returns, for each file, the presigned PUTs still needed: none when the
+ * store already has the content (files are stored once per sha256).
  */
 export async function beginUpload(db: Db, input: { userId: string | null; purpose: typeof uploadSessions.$inferInsert.purpose; files: UploadFile[] }): Promise<{ uploadId: string; files: UploadTarget[] }> {
   const paths = new Set<string>();
@@ -127,13 +127,13 @@ async function openSession(db: Db, uploadId: string, userId: string | null, purp
     isNull(uploadSessions.completedAt),
     gt(uploadSessions.expiresAt, sql`now()`),
   )).limit(1);
-  if (!session || (purpose && session.purpose !== purpose)) throw notFound(`open ${purpose ?? ''} upload ${uploadId}`.replace('  ', ' '));
+  if (!session || (purpose && session.purpose !== purpose)) throw notFound(purpose ? `open ${purpose} upload ${uploadId}` : `open upload ${uploadId}`);
   return session;
 }
 
 /**
- * Resumes an interrupted upload: says which parts already arrived and presigns fresh URLs
- * for the rest. Parts that arrived are never sent again.
+ * Resumes an interrupted upload: lists the parts that already arrived and presigns fresh URLs
+ * for the rest, so no finished part is sent again.
  */
 export async function resumeUpload(db: Db, uploadId: string, userId: string | null): Promise<{ uploadId: string; files: UploadTarget[] }> {
   const session = await openSession(db, uploadId, userId);
@@ -145,7 +145,7 @@ export async function resumeUpload(db: Db, uploadId: string, userId: string | nu
     if (stored.has(file.sha256)) return { path: file.path, done: true, partSize: file.size, parts: [] };
     if (file.multipartId) {
       const uploaded = await listParts(file.key!, file.multipartId);
-      if (uploaded === null) throw notFound(`multipart upload of ${file.path} (it was aborted); begin a new upload, and`);
+      if (uploaded === null) throw conflict(`the multipart upload of ${file.path} was aborted; begin a new upload`);
       const sizes = new Map(uploaded.map((part) => [part.partNumber, part.size]));
       const missing = file.parts!.map((_, i) => i + 1).filter((n) => {
         const [start, end] = partRange(file.size, file.partSize!, n);
