@@ -24,7 +24,8 @@ unset DATABASE_URL
 set -m
 pids=()
 cleanup() {
-  # SIGINT, not SIGTERM: a runner drains on SIGTERM, finishing its job before it exits.
+  # SIGINT, not SIGTERM: on SIGTERM a runner drains (checkpoints the job and gives it back),
+  # which can take a minute; Ctrl+C should stop everything at once.
   for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
   scripts/stop-pid.sh .data/seaweedfs/weed.pid
 }
