@@ -33,7 +33,7 @@ describe('multipart uploads', () => {
     user = await newUser('parts');
   });
 
-  it('uploads a large file in parts, resumes after an interruption and publishes it whole', async () => {
+  it('resumes an interrupted multipart upload', async () => {
     const dir = await writeAdapterFolder();
     // 2.5 parts of the smallest size S3 accepts: three parts, the last one short.
     const notes = randomBytes(Math.floor(MIN_PART_SIZE * 2.5));
@@ -70,7 +70,7 @@ describe('multipart uploads', () => {
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(big.sha256);
   });
 
-  it('refuses a part layout that does not add up, and a big file sent whole', async () => {
+  it('rejects inconsistent part layouts', async () => {
     await expect(user.client.adapters.beginUpload.mutate({ files: [{ path: 'a.txt', size: MIN_PART_SIZE * 3, sha256: 'a'.repeat(64), partSize: MIN_PART_SIZE, parts: ['b'.repeat(64)] }] }))
       .rejects.toThrow(/makes 3 parts of 5242880 bytes, but 1 part hashes were sent/);
     await expect(user.client.adapters.beginUpload.mutate({ files: [{ path: 'a.txt', size: 100 * 1024 * 1024, sha256: 'a'.repeat(64) }] }))
@@ -232,7 +232,7 @@ describe('delete, restore, rename and transfer', () => {
     await expect(owner.client.adapters.restore.mutate({ namespace: owner.namespace, name: 'short-lived' })).rejects.toThrow(/that can still be restored not found/);
   });
 
-  it('renames with a redirect from the old name, until the old name is reused', async () => {
+  it('redirects old names after a rename', async () => {
     await publishFolder(owner.client, await writeAdapterFolder(), 'first-name');
     const renamed = runCli(['rename', `${owner.namespace}/first-name`, 'second-name'], owner.token);
     expect(renamed.status).toBe(0);
@@ -253,7 +253,7 @@ describe('delete, restore, rename and transfer', () => {
     expect(fresh.adapterId).not.toBe(viaOld.adapterId);
   });
 
-  it('refuses a transfer into a namespace the caller cannot publish to, and a taken name', async () => {
+  it('rejects foreign namespaces and taken names', async () => {
     await publishFolder(owner.client, await writeAdapterFolder(), 'keep-me');
     await expect(owner.client.adapters.rename.mutate({ namespace: owner.namespace, name: 'keep-me', newName: 'stolen', newNamespace: other.namespace }))
       .rejects.toThrow(new RegExp(`namespace ${other.namespace} you may publish to not found`));
