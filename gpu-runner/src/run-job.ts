@@ -63,12 +63,15 @@ export async function runJob(options: {
 
   const uploadCheckpoint = (step: number, folder: string) => {
     const snapshot = path.join(workDir, `checkpoint-upload-${step}`);
-    // Copy first: the worker rewrites its checkpoint folder at the next save.
-    const copied = fs.cp(folder, snapshot, { recursive: true });
+    // Copy first: the worker rewrites its checkpoint folder at the next save. The result is
+    // handled at once, because the upload chain may await it only later.
+    const copied = fs.cp(folder, snapshot, { recursive: true }).then(() => true, (error: unknown) => {
+      log.warn({ err: error, step }, 'checkpoint copy failed; this checkpoint is skipped');
+      return false;
+    });
     checkpointUpload = checkpointUpload.then(async () => {
       try {
-        await copied;
-        if (step <= uploadedStep || leaseLost) return;
+        if (!(await copied) || step <= uploadedStep || leaseLost) return;
         const files = await uploadFolder(client, lease, snapshot);
         await client.runner.checkpoint.mutate({ ...lease, step, files });
         uploadedStep = step;
