@@ -204,7 +204,8 @@ describe('queue metrics', () => {
     // The scaler authenticates with the same secret the runners read their token from.
     const runnerSecret = deployment.spec.template.spec.containers[0].envFrom[0].secretRef.name;
     expect(auth.spec.secretTargetRef[0]).toMatchObject({ parameter: 'token', name: runnerSecret, key: 'RUNNER_TOKEN' });
-    // Scale-downs must leave a draining runner time to finish its job.
-    expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(600);
+    // Scale-downs must leave a draining runner time to checkpoint, upload and release its job:
+    // the worker's 20 s grace to save, then the upload.
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(120);
   });
 });
