@@ -30,7 +30,7 @@ describe('runner crash', () => {
     const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'survivor', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 300, epochs: 20 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 100, epochs: 20 }),
     });
 
     const first = await startRunner('doomed', { RUNNER_CHECKPOINT_STEPS: '10' });
@@ -53,7 +53,7 @@ describe('runner crash', () => {
       expect(step).toBeGreaterThanOrEqual(10);
       const secondAttempt = job.lossCurve.filter((point) => point.attempt === 2);
       expect(secondAttempt[0]!.step).toBe(step! + 1);
-      expect((job.summary as { steps: number }).steps).toBe(300);
+      expect((job.summary as { steps: number }).steps).toBe(100);
     } finally {
       await second.stop();
     }
@@ -70,7 +70,7 @@ describe('draining', () => {
     const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'drained', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 300, epochs: 20 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 100, epochs: 20 }),
     });
 
     const first = await startRunner('draining');
@@ -93,7 +93,7 @@ describe('draining', () => {
       const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
       expect(job.state).toBe('succeeded');
       expect(resumedStep(job)).toBeGreaterThanOrEqual(3);
-      expect((job.summary as { steps: number }).steps).toBe(300);
+      expect((job.summary as { steps: number }).steps).toBe(100);
     } finally {
       await second.stop();
     }
