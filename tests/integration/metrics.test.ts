@@ -36,7 +36,8 @@ describe('metrics', () => {
         return (sample(text, 'adapters_runner_jobs_total', { outcome: 'succeeded' }) ?? 0) >= 1 ? text : null;
       });
       expect(sample(runnerText, 'adapters_runner_claims_total')).toBeGreaterThanOrEqual(1);
-      expect(sample(runnerText, 'adapters_runner_running_jobs')).toBe(0);
+      // The runner may already hold another test's queued job, so the gauge is 0 or 1.
+      expect([0, 1]).toContain(sample(runnerText, 'adapters_runner_running_jobs'));
     } finally {
       await runner.stop();
     }
