@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ClaimedJob, CompleteJob } from '../../server/contracts/runner';
 import type { EvaluationResult, WorkerEvent } from '../../server/contracts/worker-events';
@@ -48,6 +49,8 @@ export async function runJob(options: {
   let versions: Record<string, string> = {};
   let worker: ReturnType<typeof startWorker> | null = null;
   let draining = false;
+  // When the lease was last renewed (claim or heartbeat), in milliseconds since the epoch.
+  let lastLeaseRenewal = Date.now();
   // Checkpoint uploads run one after another; a newer checkpoint waits for the one in flight.
   let checkpointUpload: Promise<void> = Promise.resolve();
   let uploadedStep = job.finetune?.checkpoint?.step ?? 0;
@@ -86,9 +89,25 @@ export async function runJob(options: {
     });
   };
 
+  // Retries a call to the app with backoff and jitter until the lease would have run out, so a
+  // short outage of the app does not lose a finished job. CONFLICT (lease lost) is not retried.
+  const whileLeased = async <T,>(call: () => Promise<T>): Promise<T> => {
+    const deadline = lastLeaseRenewal + job.leaseSeconds * 1000;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await call();
+      } catch (error) {
+        if (isConflict(error) || Date.now() >= deadline) throw error;
+        log.warn({ err: error, attempt }, 'call to the app failed; retrying while the lease lasts');
+        await sleep(Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2));
+      }
+    }
+  };
+
   const heartbeat = async () => {
     try {
       const answer = await client.runner.heartbeat.mutate(lease);
+      lastLeaseRenewal = Date.now();
       options.onHeartbeat?.();
       if (answer.cancel && !cancelled) {
         cancelled = true;
@@ -185,7 +204,7 @@ export async function runJob(options: {
     await flush();
     if (leaseLost) throw new LeaseLost();
     if (draining && !cancelled && !(finished && exit.code === 0)) {
-      const released = await client.runner.release.mutate({ ...lease, reason: `runner ${config.RUNNER_NAME} drained (checkpoint after step ${uploadedStep})` });
+      const released = await whileLeased(() => client.runner.release.mutate({ ...lease, reason: `runner ${config.RUNNER_NAME} drained (checkpoint after step ${uploadedStep})` }));
       log.info({ state: released.state, checkpointStep: uploadedStep }, 'job released to the queue');
       return 'released';
     }
@@ -200,7 +219,7 @@ export async function runJob(options: {
       // An evaluation's summary has no wall time of its own; the runner measures the worker's.
       const wallSeconds = finishedEvent.summary.wallSeconds ?? (Date.now() - workerStarted) / 1000;
       outcome = { status: 'succeeded', summary: { ...finishedEvent.summary, versions, wallSeconds }, hardware };
-      if (job.kind === 'finetune') outcome.files = await uploadOutputs(client, lease, path.join(workDir, 'adapter'));
+      if (job.kind === 'finetune') outcome.files = await whileLeased(() => uploadOutputs(client, lease, path.join(workDir, 'adapter')));
       else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
     } else {
       outcome = {
@@ -210,7 +229,7 @@ export async function runJob(options: {
         logTail: worker.logTail.map((line) => line.slice(0, 2000)),
       };
     }
-    const result = await client.runner.complete.mutate({ ...lease, outcome });
+    const result = await whileLeased(() => client.runner.complete.mutate({ ...lease, outcome }));
     log.info({ state: result.state, resultVersionId: result.resultVersionId }, 'job completed');
     return outcome.status;
   } catch (error) {
@@ -219,10 +238,10 @@ export async function runJob(options: {
       return 'lease-lost';
     }
     log.error({ err: error }, 'job failed in the runner');
-    await client.runner.complete.mutate({
+    await whileLeased(() => client.runner.complete.mutate({
       ...lease,
       outcome: { status: 'failed', reason: 'crash', message: `runner error: ${(error as Error).message}`.slice(0, 4000), logTail: worker?.logTail ?? [] },
-    }).catch((reportError: unknown) => log.error({ err: reportError }, 'could not report the failure'));
+    })).catch((reportError: unknown) => log.error({ err: reportError }, 'could not report the failure'));
     return 'failed';
   } finally {
     clearInterval(beat);

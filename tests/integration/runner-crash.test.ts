@@ -105,7 +105,8 @@ describe('draining', () => {
 describe('cancellation', () => {
   it('stops a running job at the next heartbeat and publishes nothing', async () => {
     const user = await newUser('cancel');
-    const dataset = await uploadDataset(user.client, '.test-data/demo/pubmedqa-train.jsonl', 'pubmedqa-train', TINY_BASE_ID);
+    // 40 short examples for 50 epochs: far more steps than the test waits for.
+    const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'cancelled', domain: null, description: '', evalLimit: null,
       hyperparameters: tinyHyperparameters({ epochs: 50, maxSteps: null }),

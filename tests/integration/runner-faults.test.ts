@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -6,22 +6,35 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { download, upload } from '../../gpu-runner/src/files';
 import { headObject, presignGet, presignPut, putObject } from '../../server/storage';
-import { testEnv } from '../setup/env';
+import { toJsonl } from '../../scripts/demo-data';
+import { uploadDataset } from '../../scripts/seed-lib';
+import { testEnv, TINY_BASE_ID } from '../setup/env';
+import { newUser, startRunner, tinyHyperparameters, waitFor, waitForJob, type RunnerProcess } from '../setup/helpers';
 
 const WEED_DIR = '.test-data/seaweedfs';
 
 async function stopStorage(): Promise<void> {
   const pid = Number(await fs.readFile(path.join(WEED_DIR, 'weed.pid'), 'utf8'));
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 100; i += 1) {
+  // SIGTERM first; a SeaweedFS that takes longer than 10 s to shut down gets SIGKILL.
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     try {
-      process.kill(pid, 0);
+      process.kill(pid, signal);
     } catch {
       return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 100; i += 1) {
+      if (!(await running(pid))) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
-  throw new Error(`SeaweedFS (pid ${pid}) did not stop`);
+  throw new Error(`SeaweedFS (pid ${pid}) did not stop, even after SIGKILL`);
+}
+
+/** Tells whether a process is alive; an exited one its parent has not reaped yet (state Z) is not. */
+async function running(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return false;
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 function startStorage(): void {
@@ -90,4 +103,80 @@ describe('runner transfers under faults', () => {
       startStorage();
     }
   }, 120_000);
+});
+
+/** Starts a second app process on `port` over the same database and S3, with a long lease. */
+function startSecondApp(port: number): ChildProcess {
+  return spawn(path.resolve('node_modules/.bin/next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      NEXT_TELEMETRY_DISABLED: '1',
+      DATABASE_URL: testEnv.DATABASE_URL,
+      S3_ENDPOINT: testEnv.S3_ENDPOINT,
+      S3_BUCKET: testEnv.S3_BUCKET,
+      S3_ACCESS_KEY_ID: testEnv.S3_ACCESS_KEY_ID,
+      S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
+      NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
+      NEXTAUTH_URL: `http://127.0.0.1:${port}`,
+      // Longer than the outage below plus a restart: the lease must outlast the app's absence.
+      JOB_LEASE_SECONDS: '60',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: 'ignore',
+    detached: true,
+  });
+}
+
+async function stopApp(app: ChildProcess): Promise<void> {
+  if (app.exitCode !== null || app.signalCode !== null) return;
+  const exited = new Promise((resolve) => app.once('exit', resolve));
+  try {
+    process.kill(-app.pid!, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  await exited;
+}
+
+describe('app outage during a job', () => {
+  it('keeps training while the app is down and reports when it returns', async () => {
+    const port = testEnv.APP_PORT + 7;
+    const secondUrl = `http://127.0.0.1:${port}`;
+    let second = startSecondApp(port);
+    const healthy = () => waitFor('the second app', async () => (await fetch(`${secondUrl}/api/health`).catch(() => null))?.ok ?? false, 60_000);
+    const user = await newUser('outage');
+    const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'outage-')), 'outage.jsonl');
+    await fs.writeFile(file, toJsonl(rows));
+    const dataset = await uploadDataset(user.client, file, 'outage', TINY_BASE_ID);
+    const { jobId } = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'outlived', domain: null, description: '', evalLimit: null,
+      hyperparameters: tinyHyperparameters({ maxSteps: 200, epochs: 20 }),
+    });
+
+    let runner: RunnerProcess | null = null;
+    try {
+      await healthy();
+      runner = await startRunner('outage-runner', { APP_URL: secondUrl });
+      await waitFor('the first training steps', async () => (await user.client.finetune.get.query({ jobId })).lossCurve.length >= 3);
+
+      await stopApp(second);
+      // Event reports (every second) and heartbeats go unanswered; the worker goes on training.
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      expect(runner.child.exitCode).toBeNull();
+      second = startSecondApp(port);
+      await healthy();
+
+      const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 280_000);
+      expect(job.state).toBe('succeeded');
+      expect(job.attempts).toBe(1);
+      expect((job.summary as { steps: number }).steps).toBe(200);
+      // The runner noticed the outage: reports, heartbeats or the completion were retried.
+      expect(runner.output.join('')).toMatch(/event report failed; will retry|heartbeat failed; retrying|retrying while the lease lasts/);
+    } finally {
+      await runner?.stop();
+      await stopApp(second);
+    }
+  }, 300_000);
 });
