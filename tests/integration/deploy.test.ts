@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import * as schema from '@/drizzle/schema';
 import { METRICS_NAMESPACE, QUEUE_METRICS } from '@/infra/lib/names';
 import { pendingMigrations, type Db } from '@/server/db';
-import { appUrl, testEnv } from '../setup/env';
+import { appSettings, appUrl, testEnv } from '../setup/env';
 import { adminClient } from '../setup/helpers';
 
 describe('cloud readiness', () => {
@@ -77,15 +77,7 @@ async function startApp(env: Record<string, string>): Promise<{ code: number | n
 }
 
 describe('start-up validation', () => {
-  const valid = {
-    DATABASE_URL: testEnv.DATABASE_URL,
-    S3_ENDPOINT: testEnv.S3_ENDPOINT,
-    S3_BUCKET: testEnv.S3_BUCKET,
-    S3_ACCESS_KEY_ID: testEnv.S3_ACCESS_KEY_ID,
-    S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
-    NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
-    NEXTAUTH_URL: 'https://adapters.example.com',
-  };
+  const valid = appSettings('https://adapters.example.com');
 
   it('invalid settings stop the server', async () => {
     const { code, output } = await startApp({ ...valid, NEXTAUTH_URL: 'http://adapters.example.com', NEXTAUTH_SECRET: 'short' });

@@ -8,7 +8,7 @@ import { download, upload } from '../../gpu-runner/src/files';
 import { headObject, presignGet, presignPut, putObject } from '../../server/storage';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
-import { testEnv, TINY_BASE_ID } from '../setup/env';
+import { appSettings, testEnv, TINY_BASE_ID } from '../setup/env';
 import { newUser, startRunner, tinyHyperparameters, waitFor, waitForJob, type RunnerProcess } from '../setup/helpers';
 
 const WEED_DIR = '.test-data/seaweedfs';
@@ -112,13 +112,7 @@ function startSecondApp(port: number): ChildProcess {
       ...process.env,
       NODE_ENV: 'production',
       NEXT_TELEMETRY_DISABLED: '1',
-      DATABASE_URL: testEnv.DATABASE_URL,
-      S3_ENDPOINT: testEnv.S3_ENDPOINT,
-      S3_BUCKET: testEnv.S3_BUCKET,
-      S3_ACCESS_KEY_ID: testEnv.S3_ACCESS_KEY_ID,
-      S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
-      NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
-      NEXTAUTH_URL: `http://127.0.0.1:${port}`,
+      ...appSettings(`http://127.0.0.1:${port}`),
       // Longer than the outage below plus a restart: the lease must outlast the app's absence.
       JOB_LEASE_SECONDS: '60',
       LOG_LEVEL: 'warn',

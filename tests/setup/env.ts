@@ -10,6 +10,19 @@ export const testEnv = {
 };
 
 export const appUrl = `http://127.0.0.1:${testEnv.APP_PORT}`;
+
+/** Returns the settings every test app process needs: the test database, S3 and auth secret. */
+export function appSettings(url: string): Record<string, string> {
+  return {
+    DATABASE_URL: testEnv.DATABASE_URL,
+    S3_ENDPOINT: testEnv.S3_ENDPOINT,
+    S3_BUCKET: testEnv.S3_BUCKET,
+    S3_ACCESS_KEY_ID: testEnv.S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
+    NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
+    NEXTAUTH_URL: url,
+  };
+}
 export const APP_LOG = '.test-data/app.log';
 // The app's user when the tests run as root: nobody/nogroup on Debian.
 export const APP_USER = { uid: 65534, gid: 65534 };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createClient } from '../../lib/trpc-client';
 import { writeDemoData, toJsonl, pubmedqaSplits } from '../../scripts/demo-data';
 import { ensureUser, PUBMEDQA_TASK, registerBaseModelFromFolder, registerTaskFromFile } from '../../scripts/seed-lib';
-import { ADMIN, APP_LOG, APP_USER, appUrl, testEnv, TINY_BASE_ID, writeErrors } from './env';
+import { ADMIN, APP_LOG, APP_USER, appSettings, appUrl, testEnv, TINY_BASE_ID, writeErrors } from './env';
 
 let app: ChildProcess | undefined;
 
@@ -31,7 +31,7 @@ async function waitForHealth(timeoutMs: number): Promise<void> {
  * started by scripts/test.sh), then registers what every test needs: an admin, the tiny
  * base model and a 40-item PubMedQA task.
  *
- * When the tests run as root, the app runs as the unprivileged APP_USER, for whom the
+ * When the tests run as root, the app runs as the unprivileged APP_USER. To that user the
  * root-owned checkout is read-only, so any write outside /tmp fails as it would on Lambda.
  */
 export default async function setup() {
@@ -47,13 +47,7 @@ export default async function setup() {
       HOME: home,
       NEXT_TELEMETRY_DISABLED: '1',
       NODE_ENV: 'production',
-      DATABASE_URL: testEnv.DATABASE_URL,
-      S3_ENDPOINT: testEnv.S3_ENDPOINT,
-      S3_BUCKET: testEnv.S3_BUCKET,
-      S3_ACCESS_KEY_ID: testEnv.S3_ACCESS_KEY_ID,
-      S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
-      NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
-      NEXTAUTH_URL: appUrl,
+      ...appSettings(appUrl),
       // Short leases, so a killed runner loses its job within seconds in the crash test.
       JOB_LEASE_SECONDS: '6',
       LOG_LEVEL: 'info',
