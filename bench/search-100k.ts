@@ -110,8 +110,8 @@ async function main() {
     connections: Number(values.connections), duration: Number(values.duration), warmup: Number(values.warmup), mixSize: Number(values.mix),
     statementTimeoutSeconds: Number(values['statement-timeout']),
   };
-  const wantedMarker = JSON.stringify({ format: SEED_FORMAT, adapters: settings.adapters, namespaces: settings.namespaces, seed: settings.seed });
-  const reseed = values.reseed || (await seedMarker()) !== wantedMarker;
+  const expectedMarker = JSON.stringify({ format: SEED_FORMAT, adapters: settings.adapters, namespaces: settings.namespaces, seed: settings.seed });
+  const reseed = values.reseed || (await seedMarker()) !== expectedMarker;
 
   if (reseed) {
     log(`recreating database ${DATABASE}`);
@@ -148,7 +148,7 @@ async function main() {
         pool: seedPool, admin: createClient({ url, token }), adminNamespace: ADMIN.namespace, adapters: settings.adapters, namespaces: settings.namespaces,
         seed: settings.seed, workDir, log,
       });
-      await pool.query(`comment on database ${DATABASE} is '${wantedMarker.replace(/'/g, "''")}'`);
+      await pool.query(`comment on database ${DATABASE} is '${expectedMarker.replace(/'/g, "''")}'`);
       log(`seeded in ${seedReport.seconds} s`);
     } else {
       const { rows: [counts] } = await pool.query(`select count(*)::int as adapters, count(*) filter (where latest_version is not null and deleted_at is null)::int as listed from adapters`);
@@ -160,7 +160,7 @@ async function main() {
     log('vacuum analyze adapters');
     await seedPool.query('vacuum analyze adapters');
 
-    const planned = await loadOrBuildMix(url, settings.mixSize, settings.seed, wantedMarker);
+    const planned = await loadOrBuildMix(url, settings.mixSize, settings.seed, expectedMarker);
     const mix = await captureSql(planned);
     const shapes = Object.fromEntries([...new Set(mix.map((item) => item.shape))].sort().map((shape) => [shape, mix.filter((item) => item.shape === shape).length]));
 

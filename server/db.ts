@@ -36,7 +36,7 @@ async function openDb(): Promise<Db> {
     const { Pool } = await import('pg');
     const { drizzle } = await import('drizzle-orm/node-postgres');
     const { migrate } = await import('drizzle-orm/node-postgres/migrator');
-    // Idle connections close after 30 s, so a frozen serverless instance holds few of them.
+    // Idle connections close after 30 s, so a frozen serverless instance keeps few of them open.
     const pool = new Pool({ connectionString: env.DATABASE_URL, max: env.DATABASE_POOL_MAX, idleTimeoutMillis: 30_000 });
     pool.on('error', (error) => logger.error({ err: error }, 'idle database connection failed'));
     const db = drizzle(pool, { schema });

@@ -20,7 +20,7 @@ const schema = z.object({
   S3_REGION: z.string().default('us-east-1'),
   S3_BUCKET: z.string().min(3),
   // Static S3 keys. Leave both unset to use the AWS SDK's default credentials (an IAM role on
-  // Lambda or EC2); presigned URLs then expire no later than the role's session.
+  // Lambda or EC2). Presigned URLs then expire no later than the role's session.
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   // Presigned URLs stay valid this long, in seconds.

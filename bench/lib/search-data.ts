@@ -237,7 +237,7 @@ export interface GenerationContext {
   vocabulary: Vocabulary;
   namespaces: SeedNamespace[];
   namespaceZipf: Zipf;
-  // Names taken per namespace id.
+  // Adapter names already used, per namespace id.
   takenNames: Map<string, Set<string>>;
   // Benchmark tasks by domain, with their item counts.
   tasks: Map<string, { id: string; itemCount: number }>;
@@ -310,16 +310,16 @@ function paragraph(ctx: GenerationContext, terms: string[], sentences: number): 
   return Array.from({ length: sentences }, () => sentence(ctx, terms)).join(' ');
 }
 
-function uniqueName(ctx: GenerationContext, namespaceId: string, wanted: string): string {
-  let taken = ctx.takenNames.get(namespaceId);
-  if (!taken) {
-    taken = new Set();
-    ctx.takenNames.set(namespaceId, taken);
+function uniqueName(ctx: GenerationContext, namespaceId: string, proposed: string): string {
+  let used = ctx.takenNames.get(namespaceId);
+  if (!used) {
+    used = new Set();
+    ctx.takenNames.set(namespaceId, used);
   }
-  const base = wanted.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80) || 'adapter';
+  const base = proposed.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80) || 'adapter';
   let name = base;
-  for (let n = 2; taken.has(name); n++) name = `${base}-${n}`;
-  taken.add(name);
+  for (let n = 2; used.has(name); n++) name = `${base}-${n}`;
+  used.add(name);
   return name;
 }
 
@@ -345,14 +345,14 @@ export function generateAdapter(ctx: GenerationContext, namespace = ctx.namespac
   const shortBase = BASE_SHORT[base.id]!;
 
   const namePattern = rng.int(0, 4);
-  const wantedName = [
+  const proposedName = [
     `${shortBase}-${dataset}-lora`,
     `${rng.pick(terms)}-${task}-r${rank}`,
     `${rng.pick(vocabulary.rareWords)}-${rng.pick(terms)}`,
     `${shortBase}-${domain ?? 'general'}-${task}${rng.chance(0.4) ? `-v${rng.int(2, 5)}` : ''}`,
     `${rng.pick(terms)}-${rng.pick(terms)}-${shortBase}`,
   ][namePattern]!;
-  const name = uniqueName(ctx, namespace.id, wantedName);
+  const name = uniqueName(ctx, namespace.id, proposedName);
 
   // adapter_config.json as PEFT writes it (sorted keys, indent 2).
   const useDora = rng.chance(0.03);

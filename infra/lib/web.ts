@@ -27,8 +27,8 @@ export interface WebProps {
 }
 
 /**
- * The Next.js app on Lambda behind CloudFront, from an OpenNext build: the server function
- * answers every request except the hashed static files, which CloudFront serves from S3.
+ * The Next.js app on Lambda behind CloudFront, from an OpenNext build. The server function
+ * handles every request except the hashed static files, which CloudFront serves from S3.
  */
 export class Web extends Construct {
   readonly serverFunction: lambda.Function;
@@ -89,7 +89,7 @@ export class Web extends Construct {
         origin: new origins.FunctionUrlOrigin(functionUrl, { readTimeout: Duration.seconds(config.web.timeoutSeconds) }),
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
         allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
-        // Pages and API answers depend on the session, so CloudFront never caches them.
+        // Pages and API responses depend on the session, so CloudFront never caches them.
         cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
         // The function URL rejects requests whose Host is not its own.
         originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,

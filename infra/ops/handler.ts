@@ -10,7 +10,7 @@ import { queueCounts } from '@/server/metrics';
 import { queueMetricsRecord } from './emf';
 
 /**
- * The operations Lambda function. It answers two kinds of events:
+ * The operations Lambda function. It handles two kinds of events:
  * - CloudFormation custom resource events (through the CDK provider framework): Create and
  *   Update apply pending migrations; Delete does nothing, because a schema is never rolled back.
  * - `{ "action": "publish-queue-metrics" }` from a schedule: counts queued and running jobs and

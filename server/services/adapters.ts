@@ -122,7 +122,7 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     // The row lock serialises concurrent publishes of one adapter, so version numbers never collide.
     const [adapter] = await tx.select().from(adapters)
       .where(and(eq(adapters.namespaceId, input.namespaceId), eq(adapters.name, input.name), isNull(adapters.deletedAt))).for('update');
-    // A real adapter now holds this name, so an old name that pointed elsewhere stops redirecting.
+    // A real adapter now has this name, so an old name that pointed elsewhere stops redirecting.
     const [owner] = await tx.select({ name: namespaces.name }).from(namespaces).where(eq(namespaces.id, input.namespaceId));
     await tx.delete(adapterRedirects).where(and(eq(adapterRedirects.namespace, owner!.name), eq(adapterRedirects.name, input.name)));
     if (adapter!.baseModelId !== base.id) {
@@ -326,8 +326,8 @@ export async function setLike(db: Db, input: { userId: string; namespace: string
 }
 
 /**
- * Soft-deletes an adapter: it disappears from pages, listings and downloads at once and its
- * name is free again; the owner can restore it until the retention period ends.
+ * Soft-deletes an adapter. It disappears from pages, listings and downloads at once, and its
+ * name is free again. The owner can restore it until the retention period ends.
  */
 export async function deleteAdapter(db: Db, input: { namespaceId: string; namespace: string; name: string }) {
   const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);

@@ -24,7 +24,7 @@ const FP32 = 4;
  * attention scores kept for the backward pass, and the full-vocabulary logits with their
  * float32 loss copies.
  * NOTE: an estimate for matching jobs to runners, calibrated only against SmolLM2-135M on the
- * CPU (16.9 GB measured peak at sequence 1024, batch 4); it errs on the high side.
+ * CPU (16.9 GB measured peak at sequence 1024, batch 4). It errs on the high side.
  */
 export function estimateTrainingMemory(parameterCount: number, architecture: Architecture, hyperparameters: Hyperparameters): number {
   const hidden = architecture.hidden_size ?? 1024;

@@ -9,8 +9,8 @@ import { appMetrics } from '@/server/services/metrics';
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
+function sameSecret(presented: string, expected: string): boolean {
+  const a = Buffer.from(presented);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -236,7 +236,7 @@ def test_resume_matches_uninterrupted_run(tiny_base: Path, tmp_path: Path) -> No
     assert whole.returncode == 0, whole.stderr
     assert [event.step for event in whole.of_type("checkpoint")] == [2, 4]
 
-    # Resume from a copy of the step-2 checkpoint (the folder now holds step 4's).
+    # Resume from a step-2 checkpoint of a second run, because the first run's folder now has step 4's.
     first_dir = tmp_path / "first"
     first_dir.mkdir()
     first_spec = finetune_spec(first_dir, tiny_base, dataset, **{**overrides, "maxSteps": 5})
