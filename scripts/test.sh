@@ -32,11 +32,17 @@ echo "==> preparing the base model and the tiny test model"
 scripts/prepare-base-model.sh
 (cd gpu-runner && ../.venv/bin/python -m worker make-tiny --out "../$TEST_DATA/tiny-llama" --tokenizer-from ../.data/models/smollm2-135m-instruct)
 
-echo "==> worker tests (pytest)"
-(cd gpu-runner && ../.venv/bin/python -m pytest worker/tests -q)
+# Arguments pick vitest files (`npm test -- tests/integration/flow.test.ts`); pytest then runs
+# only with TEST_PYTEST=1, and TEST_SKIP_BUILD=1 reuses the last build when the app is unchanged.
+if [ $# -eq 0 ] || [ "${TEST_PYTEST:-}" = 1 ]; then
+  echo "==> worker tests (pytest)"
+  (cd gpu-runner && ../.venv/bin/python -m pytest worker/tests -q)
+fi
 
-echo "==> building the app"
-npx next build >"$TEST_DATA/build.log" 2>&1 || { tail -50 "$TEST_DATA/build.log"; exit 1; }
+if [ "${TEST_SKIP_BUILD:-}" != 1 ] || [ ! -f .next/BUILD_ID ]; then
+  echo "==> building the app"
+  npx next build >"$TEST_DATA/build.log" 2>&1 || { tail -50 "$TEST_DATA/build.log"; exit 1; }
+fi
 
 echo "==> unit, integration and browser tests (vitest)"
-npx vitest run
+npx vitest run "$@"
