@@ -15,6 +15,12 @@ const schema = z.object({
   RUNNER_CACHE_MAX_GB: z.coerce.number().positive().default(100),
   // Memory offered to jobs on a CPU runner, in gigabytes (10^9 bytes); default: all of the machine's RAM.
   RUNNER_MEMORY_GB: z.coerce.number().positive().optional(),
+  // 'fork': a fork server imports torch once and forks each job (starts in milliseconds);
+  // 'spawn': a fresh Python process per job (pays seconds of imports each time).
+  RUNNER_WORKER_MODE: z.enum(['fork', 'spawn']).default('fork'),
+  // Processes for data-parallel fine-tuning under torchrun; default: one per GPU (1 without
+  // GPUs). More than 1 on a CPU machine splits the cores, which helps only large machines.
+  RUNNER_DATA_PARALLEL: z.coerce.number().int().positive().optional(),
   // Seconds between claim attempts while the queue is empty.
   RUNNER_POLL_SECONDS: z.coerce.number().positive().default(2),
   // Seconds the worker gets to checkpoint after SIGTERM before SIGKILL.

