@@ -117,6 +117,8 @@ class FinetuneSummary(_StrictModel):
     totalParameters: NonNegativeInt
     examples: NonNegativeInt
     trainTokens: NonNegativeInt
+    # Data-parallel processes that trained it (torchrun); tokensPerSecond counts them all.
+    processes: Annotated[int, Field(ge=1)] = 1
 
 
 class EvaluationResult(_StrictModel):

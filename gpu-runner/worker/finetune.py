@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .basemodel import load_base_model
 from .data import IGNORE_INDEX, TokenizedExample, collate, read_conversations, tokenize_dataset
+from .distributed import ProcessGroup, join
 from .errors import JobCancelled, SpecError
 from .events import ArtifactEvent, CheckpointEvent, EventWriter, FinetuneSummary, FinishedEvent, ProgressEvent
 from .process import CancellationFlag
@@ -236,6 +237,15 @@ Trained by job `{job_id}` of the adapter marketplace. Load it with
 
 
 def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag) -> None:
+    """Train a LoRA adapter; under torchrun, as one of several data-parallel processes."""
+    processes, device_choice = join(device_choice)
+    try:
+        _run_finetune(job, device_choice, events, cancel, processes)
+    finally:
+        processes.close()
+
+
+def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag, processes: ProcessGroup) -> None:
     from transformers import get_linear_schedule_with_warmup
 
     section = job.finetune
@@ -276,6 +286,9 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
         f"training {trainable_parameters} of {total_parameters} parameters on {len(examples)} examples: "
         f"{plan.total_steps} steps, {plan.steps_per_epoch} per epoch, {warmup_steps} warmup",
     )
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    if processes.distributed:
+        events.log("info", f"data parallel over {processes.world_size} processes; each trains on its share of every step's examples")
 
     state = TrainingState()
     if section.resumeFrom is not None:
@@ -310,15 +323,20 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
                 continue  # done before the checkpoint this run resumed from
             if state.step >= plan.total_steps:
                 break
-            if cancel.requested:
-                _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel)
+            if processes.any(cancel.requested, device):
+                _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel, processes)
 
             group = micro_batches[group_start : group_start + plan.gradient_accumulation]
             step_start = time.monotonic()
-            loss, tokens = _train_step(model, group, pad_token_id, device)
-            torch.nn.utils.clip_grad_norm_(
-                [parameter for parameter in model.parameters() if parameter.requires_grad], MAX_GRAD_NORM
-            )
+            step_examples = [example for batch in group for example in batch]
+            labelled_tokens = sum(example.label_count for example in step_examples)
+            mine = processes.share(step_examples)
+            local_batches = [mine[offset : offset + plan.batch_size] for offset in range(0, len(mine), plan.batch_size)]
+            local_loss, local_tokens = _train_step(model, local_batches, labelled_tokens, pad_token_id, device)
+            processes.sum_gradients(trainable)
+            loss_sum, token_sum = processes.sum_values([local_loss, local_tokens], device)
+            loss, tokens = loss_sum / labelled_tokens, int(token_sum)
+            torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -345,16 +363,18 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
                     tokensPerSecond=tokens / step_seconds if step_seconds > 0 else 0.0,
                 )
             )
-            if checkpoint_due() and not cancel.requested:
+            if processes.is_main and checkpoint_due() and not cancel.requested:
                 path = _save_checkpoint(model, optimizer, work_dir, state, plan, hyperparameters)
                 events.emit(CheckpointEvent(step=state.step, path=str(path)))
                 last_checkpoint = time.monotonic()
         if state.step >= plan.total_steps:
             break
 
-    if cancel.requested:
+    if processes.any(cancel.requested, device):
         # SIGTERM arrived during the last step. The contract still requires a checkpoint then.
-        _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel)
+        _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel, processes)
+    if not processes.is_main:
+        return
 
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output_dir), save_embedding_layers=False)
@@ -371,21 +391,24 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
         totalParameters=total_parameters,
         examples=len(examples),
         trainTokens=state.train_tokens,
+        processes=processes.world_size,
     )
     write_model_card(output_dir, job.baseModel.id, job.jobId, hyperparameters, summary)
     events.emit(ArtifactEvent(path=str(output_dir.resolve()), role="adapter"))
     events.emit(FinishedEvent(summary=summary))
 
 
-def _train_step(model: Any, group: list[list[TokenizedExample]], pad_token_id: int, device: torch.device) -> tuple[float, int]:
-    """Run forward and backward over the micro-batches of one optimizer step.
+def _train_step(
+    model: Any, group: list[list[TokenizedExample]], labelled_tokens: int, pad_token_id: int, device: torch.device
+) -> tuple[float, int]:
+    """Run forward and backward over this process's micro-batches of one optimizer step.
 
-    The loss is the mean over every labelled token of the step, not the mean of
-    per-batch means, so micro-batches with more assistant tokens weigh more and
-    gradient accumulation gives the same gradient as one large batch.
-    Returns the step's mean token loss and the count of non-padding tokens.
+    The loss is the mean over every labelled token of the step (`labelled_tokens`,
+    counted over all processes), not the mean of per-batch means, so micro-batches with
+    more assistant tokens weigh more, and gradient accumulation or a split across
+    processes gives the same gradient as one large batch.
+    Returns the sum of token losses and the count of non-padding tokens of these batches.
     """
-    labelled_tokens = sum(example.label_count for batch in group for example in batch)
     loss_total = 0.0
     tokens = 0
     for batch in group:
@@ -395,7 +418,7 @@ def _train_step(model: Any, group: list[list[TokenizedExample]], pad_token_id: i
         (loss_sum / labelled_tokens).backward()
         loss_total += loss_sum.item()
         tokens += int(tensors["attention_mask"].sum().item())
-    return loss_total / labelled_tokens, tokens
+    return loss_total, tokens
 
 
 def _stop_for_cancellation(
@@ -407,12 +430,16 @@ def _stop_for_cancellation(
     hyperparameters: Hyperparameters,
     events: EventWriter,
     cancel: CancellationFlag,
+    processes: ProcessGroup,
 ) -> None:
-    """Save a checkpoint (when a step has run) and raise JobCancelled."""
+    """Save a checkpoint (when a step has run; rank 0 only) and raise JobCancelled."""
     step = state.step
+    signal_name = cancel.signal_name or "SIGTERM"
+    if not processes.is_main:
+        raise JobCancelled(f"{signal_name} received; stopped after step {step}")
     if step > 0:
         path = _save_checkpoint(model, optimizer, work_dir, state, plan, hyperparameters)
         events.emit(CheckpointEvent(step=step, path=str(path)))
         events.emit(ArtifactEvent(path=str(path), role="checkpoint"))
-        raise JobCancelled(f"{cancel.signal_name} received; stopped after step {step} of {plan.total_steps} and saved a checkpoint")
-    raise JobCancelled(f"{cancel.signal_name} received before the first training step; no checkpoint saved")
+        raise JobCancelled(f"{signal_name} received; stopped after step {step} of {plan.total_steps} and saved a checkpoint")
+    raise JobCancelled(f"{signal_name} received before the first training step; no checkpoint saved")

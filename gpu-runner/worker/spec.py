@@ -45,6 +45,7 @@ class Hyperparameters(_SpecModel):
     maxSeqLength: int = Field(ge=2)
     warmupRatio: float = Field(ge=0, le=1)
     seed: int
+    dataParallel: bool = Field(default=True, description="Allow torchrun data parallelism when the runner offers several processes.")
 
 
 class FinetuneSection(_SpecModel):

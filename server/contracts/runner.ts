@@ -16,6 +16,8 @@ export const hyperparameters = z.object({
   maxSeqLength: z.number().int().min(16).max(32768),
   warmupRatio: z.number().min(0).max(0.5).default(0.03),
   seed: z.number().int().min(0).default(42),
+  // Train data parallel (torchrun) on a runner with several GPUs; false keeps the job on one.
+  dataParallel: z.boolean().default(true),
 });
 export type Hyperparameters = z.infer<typeof hyperparameters>;
 
