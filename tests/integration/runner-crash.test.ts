@@ -42,7 +42,8 @@ describe('runner crash', () => {
     }
     expect((await user.client.finetune.get.query({ jobId })).state).toBe('running');
 
-    const second = await startRunner('rescuer');
+    // The rescuer spawns a fresh worker per job, so the spawn mode runs a whole fine-tune too.
+    const second = await startRunner('rescuer', { RUNNER_WORKER_MODE: 'spawn' });
     try {
       const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
       expect(job.state).toBe('succeeded');
@@ -166,5 +167,39 @@ describe('capability matching', () => {
     } finally {
       await large.stop();
     }
+  });
+});
+
+describe('data parallel', () => {
+  it('trains on two torchrun processes, and cancelling keeps the checkpoint', async () => {
+    const user = await newUser('parallel');
+    const dataset = await shortDataset(user.client, 'short');
+    const finished = await user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'two-processes', domain: null, description: '', evalLimit: null,
+      hyperparameters: tinyHyperparameters({ maxSteps: 4, batchSize: 2, gradientAccumulation: 2 }),
+    });
+    // A CPU runner offers two processes here; on a GPU machine the default is one per GPU.
+    const runner = await startRunner('parallel', { RUNNER_DATA_PARALLEL: '2' });
+    try {
+      const job = await waitForJob(user.client, finished.jobId, ['succeeded', 'failed', 'cancelled']);
+      expect(job.state, JSON.stringify(job.error)).toBe('succeeded');
+      expect((job.summary as { processes: number }).processes).toBe(2);
+      expect(job.events.some((e) => e.type === 'log' && String(e.payload.message).startsWith('data parallel over 2 processes'))).toBe(true);
+      expect(job.lossCurve.map((point) => point.step)).toEqual([1, 2, 3, 4]);
+
+      const cancelled = await user.client.finetune.create.mutate({
+        datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'two-cancelled', domain: null, description: '', evalLimit: null,
+        hyperparameters: tinyHyperparameters({ epochs: 50, maxSteps: null }),
+      });
+      await waitFor('the first data-parallel step', async () => (await user.client.finetune.get.query({ jobId: cancelled.jobId })).lossCurve.length > 0);
+      await user.client.finetune.cancel.mutate({ jobId: cancelled.jobId });
+      const stopped = await waitForJob(user.client, cancelled.jobId, ['succeeded', 'failed', 'cancelled'], 60_000);
+      expect(stopped.state).toBe('cancelled');
+      expect(stopped.events.some((e) => e.type === 'checkpoint')).toBe(true);
+    } finally {
+      await runner.stop();
+    }
+    const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'two-processes' });
+    expect(page.versions).toHaveLength(1);
   });
 });

@@ -9,7 +9,7 @@ import { headObject, presignGet, presignPut, putObject } from '../../server/stor
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { appSettings, testEnv, TINY_BASE_ID } from '../setup/env';
-import { newUser, startRunner, tinyHyperparameters, waitFor, waitForJob, type RunnerProcess } from '../setup/helpers';
+import { newUser, startExtraApp, startRunner, stopExtraApp, tinyHyperparameters, waitFor, waitForJob, type RunnerProcess } from '../setup/helpers';
 
 const WEED_DIR = '.test-data/seaweedfs';
 
@@ -105,39 +105,12 @@ describe('runner transfers under faults', () => {
   }, 120_000);
 });
 
-/** Starts a second app process on `port` over the same database and S3, with a long lease. */
-function startSecondApp(port: number): ChildProcess {
-  return spawn(path.resolve('node_modules/.bin/next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
-    env: {
-      ...process.env,
-      NODE_ENV: 'production',
-      NEXT_TELEMETRY_DISABLED: '1',
-      ...appSettings(`http://127.0.0.1:${port}`),
-      // Longer than the outage below plus a restart: the lease must outlast the app's absence.
-      JOB_LEASE_SECONDS: '60',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: 'ignore',
-    detached: true,
-  });
-}
-
-async function stopApp(app: ChildProcess): Promise<void> {
-  if (app.exitCode !== null || app.signalCode !== null) return;
-  const exited = new Promise((resolve) => app.once('exit', resolve));
-  try {
-    process.kill(-app.pid!, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
-  await exited;
-}
-
 describe('app outage during a job', () => {
   it('keeps training while the app is down and reports when it returns', async () => {
     const port = testEnv.APP_PORT + 7;
     const secondUrl = `http://127.0.0.1:${port}`;
-    let second = startSecondApp(port);
+    // The lease outlasts the outage below plus a restart.
+    let second = startExtraApp(port, { JOB_LEASE_SECONDS: '60' });
     const healthy = () => waitFor('the second app', async () => (await fetch(`${secondUrl}/api/health`).catch(() => null))?.ok ?? false, 60_000);
     const user = await newUser('outage');
     const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
@@ -155,11 +128,11 @@ describe('app outage during a job', () => {
       runner = await startRunner('outage-runner', { APP_URL: secondUrl });
       await waitFor('the first training steps', async () => (await user.client.finetune.get.query({ jobId })).lossCurve.length >= 3);
 
-      await stopApp(second);
+      await stopExtraApp(second);
       // Event reports (every second) and heartbeats go unanswered; the worker goes on training.
       await new Promise((resolve) => setTimeout(resolve, 10_000));
       expect(runner.child.exitCode).toBeNull();
-      second = startSecondApp(port);
+      second = startExtraApp(port, { JOB_LEASE_SECONDS: '60' });
       await healthy();
 
       const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 280_000);
@@ -170,7 +143,7 @@ describe('app outage during a job', () => {
       expect(runner.output.join('')).toMatch(/event report failed; will retry|heartbeat failed; retrying|retrying while the lease lasts/);
     } finally {
       await runner?.stop();
-      await stopApp(second);
+      await stopExtraApp(second);
     }
   }, 300_000);
 });

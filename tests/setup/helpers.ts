@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Hyperparameters } from '../../server/contracts/runner';
 import { createClient, type Client } from '../../lib/trpc-client';
 import { ensureUser } from '../../scripts/seed-lib';
-import { adminToken, appUrl, testEnv } from './env';
+import { adminToken, appSettings, appUrl, testEnv } from './env';
 
 export async function newUser(prefix: string): Promise<{ client: Client; token: string; namespace: string; email: string; password: string }> {
   const id = randomUUID().slice(0, 8);
@@ -25,8 +25,8 @@ export interface RunnerProcess {
   stop(): Promise<void>;
 }
 
-// Runners still alive when the test process exits (a test failed before stopping them) are
-// killed with their workers, so they cannot claim jobs of later test files.
+// Runners and extra apps still alive when the test process exits (a test failed before
+// stopping them) are killed with their workers, so they cannot claim jobs of later test files.
 const liveRunners = new Set<number>();
 process.once('exit', () => {
   for (const pid of liveRunners) {
@@ -154,5 +154,31 @@ export function runPython(code: string, args: string[] = [], env: Record<string,
 
 /** Hyperparameters small enough for the tiny test model; `overrides` changes single values. */
 export function tinyHyperparameters(overrides: Partial<Hyperparameters> = {}): Hyperparameters {
-  return { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1, ...overrides };
+  return { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1, dataParallel: true, ...overrides };
+}
+
+/**
+ * Starts another app process on `port` over the same database and S3 (its own process group),
+ * for tests that need other settings, such as a longer job lease, or an app they can stop.
+ */
+export function startExtraApp(port: number, env: Record<string, string>): ChildProcess {
+  const app = spawn(path.resolve('node_modules/.bin/next'), ['start', '-p', String(port), '-H', '127.0.0.1'], {
+    env: { ...process.env, NODE_ENV: 'production', NEXT_TELEMETRY_DISABLED: '1', ...appSettings(`http://127.0.0.1:${port}`), LOG_LEVEL: 'warn', ...env },
+    stdio: 'ignore',
+    detached: true,
+  });
+  liveRunners.add(app.pid!);
+  app.once('exit', () => liveRunners.delete(app.pid!));
+  return app;
+}
+
+export async function stopExtraApp(app: ChildProcess): Promise<void> {
+  if (app.exitCode !== null || app.signalCode !== null) return;
+  const exited = new Promise((resolve) => app.once('exit', resolve));
+  try {
+    process.kill(-app.pid!, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  await exited;
 }
