@@ -59,6 +59,8 @@ async function main() {
     env: {
       DATABASE_URL, S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, S3_ACCESS_KEY_ID: s3.accessKeyId, S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
       NEXTAUTH_SECRET: 'bench-secret-not-for-production', LOG_LEVEL: 'warn',
+      // The claim loops never complete their jobs; a lease that ran out would hand a job out again.
+      JOB_LEASE_SECONDS: '3600',
     },
   });
 

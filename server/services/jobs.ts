@@ -12,7 +12,7 @@ import { getBaseModel } from './base-models';
 import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
 import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
-import { blobObjectKey, verifyFiles, type UploadFile } from './uploads';
+import { verifyFiles, type UploadFile } from './uploads';
 import { estimateTrainingMemory, type JobRequirements } from './requirements';
 
 /** Starting points by task difficulty; every value can be edited before starting. alpha = 2 × rank. */
@@ -105,15 +105,28 @@ export async function registerRunner(db: Db, tokenId: string, name: string, capa
   return { runnerId: runner!.id };
 }
 
-async function remote(db: Db, path: string, sha256: string, size: number): Promise<RemoteFile> {
-  return { path, sha256, size, url: await presignGet(await blobObjectKey(db, sha256)) };
+/**
+ * Presigns GETs for blobs, with one query for all their object keys and sizes (a claim hands
+ * out a dozen files; a query per file made claims several times slower). A null size is
+ * taken from the blob row.
+ */
+async function remoteFiles(db: Db, files: { path: string; sha256: string; size: number | null }[]): Promise<RemoteFile[]> {
+  if (files.length === 0) return [];
+  const rows = await db.select({ sha256: blobs.sha256, s3Key: blobs.s3Key, size: blobs.size }).from(blobs)
+    .where(inArray(blobs.sha256, [...new Set(files.map((file) => file.sha256))]));
+  const found = new Map(rows.map((row) => [row.sha256, row]));
+  return Promise.all(files.map(async (file) => {
+    const row = found.get(file.sha256);
+    const size = file.size ?? row?.size;
+    if (size === undefined) throw notFound(`blob ${file.sha256} of ${file.path}`);
+    return { path: file.path, sha256: file.sha256, size, url: await presignGet(row?.s3Key ?? blobKey(file.sha256)) };
+  }));
 }
 
 /** Claims the oldest queued job under a fresh lease; SKIP LOCKED keeps concurrent runners apart. */
 export async function claimJob(db: Db, tokenId: string, runnerId: string): Promise<ClaimedJob | null> {
-  const [runner] = await db.select().from(runners).where(and(eq(runners.id, runnerId), eq(runners.tokenId, tokenId))).limit(1);
+  const [runner] = await db.update(runners).set({ lastSeenAt: sql`now()` }).where(and(eq(runners.id, runnerId), eq(runners.tokenId, tokenId))).returning();
   if (!runner) throw notFound(`runner ${runnerId} for this token; register again`);
-  await db.update(runners).set({ lastSeenAt: sql`now()` }).where(eq(runners.id, runnerId));
   await expireLeases(db);
 
   const leaseSeconds = getEnv().JOB_LEASE_SECONDS;
@@ -144,38 +157,35 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
   const base = await getBaseModel(db, claimed.baseModelId);
   const spec: ClaimedJob = {
     jobId: claimed.id, kind: claimed.kind, attempt: claimed.attempts, leaseToken, leaseSeconds,
-    baseModel: { id: base.id, files: await Promise.all(base.files.map((f) => remote(db, f.path, f.sha256, f.size))) },
+    baseModel: { id: base.id, files: await remoteFiles(db, base.files) },
   };
 
   if (claimed.kind === 'finetune') {
     const params = claimed.params as unknown as FinetuneParams;
     const dataset = await getDatasetVersion(db, claimed.datasetVersionId!);
     const checkpoint = claimed.checkpoint;
+    const [datasetFile, ...checkpointFiles] = await remoteFiles(db, [
+      { path: 'data.jsonl', sha256: dataset.version.sha256, size: dataset.version.size }, ...(checkpoint?.files ?? []),
+    ]);
     spec.finetune = {
-      dataset: await remote(db, 'data.jsonl', dataset.version.sha256, dataset.version.size),
+      dataset: datasetFile!,
       hyperparameters: params.hyperparameters,
-      checkpoint: checkpoint && { step: checkpoint.step, files: await Promise.all(checkpoint.files.map((f) => remote(db, f.path, f.sha256, f.size))) },
+      checkpoint: checkpoint && { step: checkpoint.step, files: checkpointFiles },
     };
     if (checkpoint) await addEvent(db, claimed.id, claimed.attempts, 'log', { level: 'info', message: `resuming from the checkpoint of attempt ${checkpoint.attempt} after step ${checkpoint.step}` });
   } else {
     const params = claimed.params as unknown as EvaluateParams;
     const task = await getTask(db, params.taskId);
-    const subjects = await Promise.all(params.subjects.map(async (subject) => {
+    const versionIds = params.subjects.flatMap((subject) => (subject.adapterVersionId === null ? [] : [subject.adapterVersionId]));
+    const files = versionIds.length ? await db.select().from(adapterFiles).where(inArray(adapterFiles.versionId, versionIds)) : [];
+    const [taskFile, ...signed] = await remoteFiles(db, [{ path: 'task.jsonl', sha256: task.dataSha256, size: null }, ...files]);
+    const subjects = params.subjects.map((subject) => {
       if (subject.adapterVersionId === null) return { key: subject.key };
-      const files = await db.select().from(adapterFiles).where(eq(adapterFiles.versionId, subject.adapterVersionId));
-      return { key: subject.key, adapterFiles: await Promise.all(files.map((f) => remote(db, f.path, f.sha256, f.size))) };
-    }));
-    spec.evaluate = {
-      task: { id: task.id, version: task.version, file: await remote(db, 'task.jsonl', task.dataSha256, (await taskSize(db, task.dataSha256))), limit: params.limit },
-      subjects,
-    };
+      return { key: subject.key, adapterFiles: signed.filter((_, i) => files[i]!.versionId === subject.adapterVersionId) };
+    });
+    spec.evaluate = { task: { id: task.id, version: task.version, file: taskFile!, limit: params.limit }, subjects };
   }
   return spec;
-}
-
-async function taskSize(db: Db, sha256: string): Promise<number> {
-  const [blob] = await db.select({ size: blobs.size }).from(blobs).where(eq(blobs.sha256, sha256)).limit(1);
-  return blob!.size;
 }
 
 /** Loads a job for a runner call; throws CONFLICT unless the caller still holds its lease. */
