@@ -276,7 +276,8 @@ export async function completeJob(db: Db, input: CompleteJob) {
     const dataset = await getDatasetVersion(db, job.datasetVersionId!);
     const lineage = {
       jobId: job.id,
-      dataset: { name: `${dataset.namespace}/${dataset.name}`, version: dataset.version.version, sha256: dataset.version.sha256 },
+      // The data set's own lineage carries the CSV mapping, cleaning counts, split and general-data mix.
+      dataset: { name: `${dataset.namespace}/${dataset.name}`, version: dataset.version.version, sha256: dataset.version.sha256, lineage: dataset.version.lineage ?? null },
       baseModelId: job.baseModelId,
       hyperparameters: params.hyperparameters,
       versions: outcome.summary.versions ?? null,
