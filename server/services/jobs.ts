@@ -344,11 +344,17 @@ export async function getJob(db: Db, jobId: string) {
     result = version ?? null;
   }
   const children = await db.select({ id: jobs.id, kind: jobs.kind, state: jobs.state }).from(jobs).where(eq(jobs.parentJobId, jobId));
+  const datasetVersion = job.datasetVersionId ? await getDatasetVersion(db, job.datasetVersionId) : null;
+  // The training data and its lineage: CSV mapping, cleaning counts, split and general-data mix.
+  const dataset = datasetVersion && {
+    id: datasetVersion.version.id, name: `${datasetVersion.namespace}/${datasetVersion.name}`, version: datasetVersion.version.version,
+    sha256: datasetVersion.version.sha256, lineage: datasetVersion.version.lineage,
+  };
 
   return {
     id: job.id, kind: job.kind, state: job.state, namespace: row.namespace, namespaceId: job.namespaceId, params: job.params,
     attempts: job.attempts, maxAttempts: job.maxAttempts, cancelRequested: job.cancelRequested, progress: job.progress, summary: job.summary,
-    error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children,
+    error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children, dataset,
     checkpoint: job.checkpoint && { step: job.checkpoint.step, attempt: job.checkpoint.attempt },
     lossCurve: progress.map(({ payload, attempt }) => ({ attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number })),
     events: logs.reverse(),
