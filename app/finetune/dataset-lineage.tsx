@@ -8,7 +8,7 @@ interface Lineage {
   mix?: { source: string; license: string | null; ratio: number; seed: number; count: number; requested: number };
 }
 
-// How each cleaning step's count reads: steps that rewrite text change examples, the others remove them.
+// Label and verb of each cleaning step's count: steps that rewrite text change examples, the others remove them.
 const STEP_LABELS: Record<string, [string, 'changed' | 'removed']> = {
   normalizedUnicode: ['Unicode NFC', 'changed'],
   normalizedWhitespace: ['Whitespace', 'changed'],

@@ -42,7 +42,7 @@ export interface CleaningCounts {
  */
 export const NEAR_DUPLICATE_THRESHOLD = 0.8;
 // MinHash signature: BANDS × ROWS hash functions. With 32 bands of 4 rows, a pair at Jaccard 0.8
-// becomes a candidate with probability 1 − (1 − 0.8^4)^32 ≈ 0.99999; each candidate is then
+// becomes a candidate with probability 1 − (1 − 0.8^4)^32 > 0.9999999; each candidate is then
 // confirmed with the exact Jaccard similarity, so MinHash only prunes comparisons.
 const BANDS = 32;
 const ROWS = 4;
@@ -148,7 +148,7 @@ function digitCount(text: string): number {
   return text.replace(/\D/g, '').length;
 }
 
-/** Lower-cased NFKC words without punctuation: the text near-duplicate detection compares. */
+/** Returns the word 3-grams of an example's text (NFKC, lower-cased, punctuation removed), which near-duplicate detection compares. */
 export function shingles(example: Example): Set<string> {
   const words = textsOf(example).join(' ').normalize('NFKC').toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
   const result = new Set<string>();

@@ -60,7 +60,7 @@ export interface DatasetReport {
 
 export interface ParsedExample { line: number; example: Example }
 
-/** Counts the tokens of one field's text, and of a whole example as training sees it. */
+/** Counts the tokens of one field's text, and of a whole example as the worker tokenizes it. */
 export interface TokenCounter {
   text(text: string): number;
   example(example: Example): number;
@@ -80,7 +80,7 @@ export const MIN_EXAMPLES = 10;
 const ROLES = new Set(['system', 'user', 'assistant']);
 const KEYS: Record<DatasetFormat, string[]> = { 'prompt-completion': ['prompt', 'completion'], messages: ['messages'], text: ['text'] };
 
-/** Picks the file type from a file name's extension; null when it is none of .jsonl, .csv, .tsv. */
+/** Returns the file type of a file name's extension (.jsonl, .csv, .tsv), or null for any other. */
 export function fileTypeOf(filename: string): FileType | null {
   const match = /\.(jsonl|csv|tsv)$/i.exec(filename);
   return match ? (match[1]!.toLowerCase() as FileType) : null;
@@ -209,8 +209,8 @@ function jsonlRecords(text: string, problems: ProblemList): RawRecord[] {
 function delimitedRecords(text: string, fileType: 'csv' | 'tsv', mapping: ColumnMapping, problems: ProblemList): RawRecord[] {
   let rows: { record: string[]; info: { lines: number } }[];
   try {
-    // TSV exports often carry bare quotes inside fields (IANA TSV has no quoting), so they are
-    // taken literally there; a field that starts with a quote is still read as quoted.
+    // IANA TSV has no quoting, and TSV exports often contain bare quotes inside fields, so TSV
+    // takes them literally. A TSV field that starts with a quote is still read as quoted.
     rows = parseCsv(text, { delimiter: fileType === 'tsv' ? '\t' : ',', relax_quotes: fileType === 'tsv', info: true, relax_column_count: true, skip_empty_lines: false }) as unknown as typeof rows;
   } catch (error) {
     if (!(error instanceof CsvError)) throw error;
@@ -219,7 +219,7 @@ function delimitedRecords(text: string, fileType: 'csv' | 'tsv', mapping: Column
     return [];
   }
 
-  // Each row knows the line it ends on; it starts one line after the previous row ended.
+  // csv-parse reports the line each row ends on, so a row starts one line after the previous one ended.
   const withStart = rows.map((row, index) => ({ fields: row.record, line: index === 0 ? 1 : rows[index - 1]!.info.lines + 1 }));
   while (withStart.length > 1 && isBlankRow(withStart[withStart.length - 1]!.fields)) withStart.pop();
   const header = withStart.shift();
@@ -325,7 +325,7 @@ function checkMessages(messages: unknown, allowEmpty: boolean): Example | string
   return { messages: messages.map((m) => ({ role: (m as ChatMessage).role, content: (m as ChatMessage).content })) };
 }
 
-/** The key that identifies an example for exact duplicate detection. */
+/** Returns the key that identifies an example for exact duplicate detection. */
 export function exampleKey(example: Example): string {
   return JSON.stringify(example);
 }

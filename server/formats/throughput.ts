@@ -4,7 +4,7 @@
  * Figures are tokens per second for LoRA on a 135M-parameter model (SmolLM2-135M), and are
  * scaled by 135M / the base model's parameter count, because training compute per token
  * grows about linearly with the parameter count. Only the CPU figure is measured; the GPU
- * figures are assumptions, and the wizard and docs/datasets.md say so.
+ * figures are assumptions, and the wizard and docs/datasets.md label them as such.
  */
 export interface HardwareClass {
   id: string;

@@ -37,7 +37,7 @@ export function chatTemplateOf(tokenizerConfig: Record<string, unknown>, templat
   return null;
 }
 
-/** The special-token strings a chat template may refer to (bos_token, eos_token). */
+/** Returns the special-token strings a chat template may refer to (bos_token, eos_token and others). */
 export function specialTokensOf(tokenizerConfig: Record<string, unknown>): Record<string, string> {
   const result: Record<string, string> = {};
   for (const key of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) {

@@ -149,8 +149,8 @@ async function storeJsonl(db: Db, examples: Example[]): Promise<{ sha256: string
 /** Parses a stored version's training file; empty fields are kept when `allowEmpty`, so cleaning can drop them. */
 async function readTrainingExamples(db: Db, source: Awaited<ReturnType<typeof getDatasetVersion>>, allowEmpty: boolean) {
   const bytes = await getObject(await blobObjectKey(db, source.version.sha256));
-  // A valid CSV or TSV upload is stored as JSONL under a .jsonl name; an invalid one keeps its
-  // own name, and its mapping is in the lineage.
+  // A valid CSV or TSV upload is stored as JSONL under a .jsonl name. An invalid one keeps its
+  // own name, so it is parsed again with the mapping from its lineage.
   const fileType = fileTypeOf(source.version.filename) ?? 'jsonl';
   const mapping = (source.version.lineage as DatasetLineage | null)?.upload?.mapping;
   const parsed = parseDataset(bytes, { fileType, mapping, allowEmptyFields: allowEmpty });

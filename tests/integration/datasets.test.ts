@@ -52,7 +52,7 @@ describe('data sets', () => {
     expect(created.report.trainingTokens).toBeGreaterThan(0);
   });
 
-  it('cleans, splits and mixes into a new version, then trains on it with the mix in the lineage', async () => {
+  it('derived mixed version trains with lineage', async () => {
     const source = await upload(user.client, 'cleaning.jsonl', 'support', { maxSeqLength: 100 });
     expect(source.report).toMatchObject({ valid: true, examples: 26, duplicates: 2 });
 
