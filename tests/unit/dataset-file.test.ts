@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
 import { parseDataset, validateDataset, type ColumnMapping, type FileType } from '../../server/formats/dataset-file';
-import { chatTemplateOf, createTokenCounter, specialTokensOf } from '../../server/formats/token-counter';
+import { chatTemplateOf, createTokenCounter, memoizeCounter, specialTokensOf } from '../../server/formats/token-counter';
 
 const FIXTURES = 'tests/fixtures/datasets';
 const read = (name: string) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, name)));
@@ -97,6 +97,14 @@ describe('token counts with the SmolLM2 tokenizer', () => {
     // (checked against transformers' apply_chat_template on the same folder; 197 likewise).
     expect(counter.example({ prompt: 'What is the capital of France?', completion: 'Paris.' })).toBe(41);
     expect(counter.example({ text: 'Hello world' })).toBe(3);
+  });
+
+  it('memoized counter counts each text once', () => {
+    const calls: string[] = [];
+    const memoized = memoizeCounter({ text: (t) => (calls.push(t), t.length), example: (e) => (calls.push(JSON.stringify(e)), 1) });
+    expect(memoized.text('abc') + memoized.text('abc')).toBe(6);
+    expect(memoized.example({ text: 'x' }) + memoized.example({ text: 'x' })).toBe(2);
+    expect(calls).toEqual(['abc', '{"text":"x"}']);
   });
 
   it('summarizes tokens per field', () => {
