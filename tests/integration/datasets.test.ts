@@ -35,6 +35,15 @@ describe('data sets', () => {
     expect(stored.sha256).not.toBe((stored.lineage as { upload: { sha256: string } }).upload.sha256);
   });
 
+  it('uploads a TSV through the CLI', async () => {
+    const result = runCli(['dataset', path.join(FIXTURES, 'mapping.tsv'), '--name', 'numbers', '--base', TINY_BASE_ID,
+      '--prompt-column', 'question', '--completion-column', 'answer', '--max-seq', '64', '--json'], user.token);
+    expect(result.stderr).toBe('');
+    const created = JSON.parse(result.stdout) as { report: { valid: boolean; fileType: string; examples: number; maxSeqLength: number }; lineage: { upload: { mapping: Record<string, string> } } };
+    expect(created.report).toMatchObject({ valid: true, fileType: 'tsv', examples: 12, maxSeqLength: 64 });
+    expect(created.lineage.upload.mapping).toEqual({ prompt: 'question', completion: 'answer' });
+  });
+
   it('reports a CSV mapping to a missing column on line 1', async () => {
     const created = await upload(user.client, 'mapping.csv', 'glossary-bad', { mapping: { prompt: 'question', completion: 'reply' } });
     expect(created.report.valid).toBe(false);
