@@ -157,7 +157,7 @@ async function readTrainingExamples(db: Db, source: Awaited<ReturnType<typeof ge
   const parsed = parseDataset(bytes, { fileType, mapping, allowEmptyFields: allowEmpty });
   if (parsed.report.errorCount > 0) {
     const first = parsed.report.errors[0]!;
-    throw badRequest(`data set ${source.name} version ${source.version.version} has ${parsed.report.errorCount} problems that cleaning cannot fix (first: ${first.line === null ? '' : `line ${first.line}: `}${first.message}); fix the file and upload it again`);
+    throw badRequest(`data set ${source.name} version ${source.version.version} has ${parsed.report.errorCount} ${parsed.report.errorCount === 1 ? 'problem' : 'problems'} that cleaning cannot fix (first: ${first.line === null ? '' : `line ${first.line}: `}${first.message}); fix the file and upload it again`);
   }
   return { items: parsed.examples, format: parsed.report.format! };
 }

@@ -108,6 +108,25 @@ describe('data sets', () => {
     expect(page.version.lineage).toMatchObject({ dataset: { version: 2, lineage: { mix: { source: 'bundled:self-instruct-seed', ratio: 0.2, count: 4, seed: 3 } } } });
   });
 
+  it('cleaning drops empty examples of an invalid version', async () => {
+    const source = await upload(user.client, 'empty-field.jsonl', 'gaps');
+    expect(source.report.valid).toBe(false);
+    expect(source.report.errors).toEqual([{ line: 2, message: '`completion` is empty' }]);
+
+    const derived = await user.client.datasets.derive.mutate({
+      sourceVersionId: source.datasetVersionId, baseModelId: TINY_BASE_ID, maxSeqLength: 128, cleaning: { dropEmpty: true },
+    });
+    expect(derived.lineage).toMatchObject({ cleaning: { before: 12, after: 11, counts: { droppedEmpty: 1 } } });
+    expect(derived.report).toMatchObject({ valid: true, examples: 11 });
+  });
+
+  it('cleaning rejects a version with broken lines', async () => {
+    const source = await upload(user.client, 'invalid-json.jsonl', 'broken');
+    await expect(user.client.datasets.derive.mutate({
+      sourceVersionId: source.datasetVersionId, baseModelId: TINY_BASE_ID, maxSeqLength: 128, cleaning: { dropEmpty: true },
+    })).rejects.toThrow('data set broken version 1 has 1 problem that cleaning cannot fix (first: line 7: invalid JSON');
+  });
+
   it('refuses a mix ratio over one half', async () => {
     const source = await upload(user.client, 'messages.jsonl', 'chats');
     await expect(user.client.datasets.derive.mutate({
