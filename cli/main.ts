@@ -16,7 +16,13 @@ Commands:
   search [QUERY] [--base ID] [--domain D] [--sort relevance|recent|downloads|likes|score] [--limit N]
   pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version and check each file's sha256
         [--archive FILE.tar]           download the version as one tar archive instead and list its files
-  dataset FILE.jsonl --name NAME --base ID    upload and validate a data set
+  dataset FILE --name NAME --base ID  upload and validate a data set (.jsonl, .csv or .tsv)
+        [--prompt-column C --completion-column C [--system-column C] | --text-column C]
+        (CSV/TSV: header names of the columns) [--max-seq 512] (tokens; longer examples are listed)
+  dataset-clean ID --base ID           derive a cleaned version of data set version ID
+        [--clean all|LIST] LIST of unicode,whitespace,emails,phones,ids,empty,over-long,duplicates,near-duplicates
+        [--max-seq 512] [--validation 0.1] (share split off for validation) [--seed 42]
+        [--mix 0.2] (share of general instruction data) [--mix-source self-instruct-seed|DATASET_VERSION_ID]
   finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
         --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
   finetune watch JOB_ID                follow a job until it ends
@@ -98,6 +104,50 @@ async function watchJob(client: Client, jobId: string, json: boolean): Promise<s
   }
 }
 
+const CLEANING_FLAGS = {
+  unicode: 'normalizeUnicode', whitespace: 'normalizeWhitespace', emails: 'maskEmails', phones: 'maskPhones', ids: 'maskIds',
+  empty: 'dropEmpty', 'over-long': 'dropOverLong', duplicates: 'dedupeExact', 'near-duplicates': 'dedupeNear',
+} as const;
+
+/** Turns `--clean all` or a comma list such as `whitespace,duplicates` into cleaning options. */
+function cleaningFlags(list: string) {
+  const options = Object.fromEntries(Object.values(CLEANING_FLAGS).map((key) => [key, false])) as Record<(typeof CLEANING_FLAGS)[keyof typeof CLEANING_FLAGS], boolean>;
+  const names = list === 'all' ? Object.keys(CLEANING_FLAGS) : list.split(',').map((name) => name.trim()).filter(Boolean);
+  for (const name of names) {
+    const key = CLEANING_FLAGS[name as keyof typeof CLEANING_FLAGS];
+    if (!key) throw new Error(`--clean: unknown step ${JSON.stringify(name)}; use all or a comma list of ${Object.keys(CLEANING_FLAGS).join(', ')}`);
+    options[key] = true;
+  }
+  return options;
+}
+
+function shareOf(value: string, flag: string): number {
+  const share = Number(value);
+  if (!Number.isFinite(share) || share < 0 || share > 0.5) throw new Error(`${flag} must be a share between 0 and 0.5 (0.2 for 20%), got ${JSON.stringify(value)}`);
+  return share;
+}
+
+function nonNegativeInteger(value: string, flag: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0) throw new Error(`${flag} must be a whole number of 0 or more, got ${JSON.stringify(value)}`);
+  return number;
+}
+
+interface ReportSummary {
+  valid: boolean; examples: number; errorCount: number; errors: { line: number | null; message: string }[];
+  lineWarningCount: number; lineWarnings: { line: number | null; message: string }[]; warnings: string[];
+}
+
+function describeReport(versionId: number, report: ReportSummary): string {
+  const listed = (problems: { line: number | null; message: string }[]) => problems.map((e) => `  ${e.line === null ? '' : `line ${e.line}: `}${e.message}`).join('\n');
+  if (!report.valid) {
+    const more = report.errorCount > report.errors.length ? `\n  …and ${report.errorCount - report.errors.length} more` : '';
+    return `data set rejected (${report.errorCount} ${report.errorCount === 1 ? 'problem' : 'problems'}):\n${listed(report.errors)}${more}`;
+  }
+  const warnings = report.warnings.length > 0 ? `\n${report.warnings.join('\n')}\n${listed(report.lineWarnings.slice(0, 10))}` : '';
+  return `data set version ${versionId}: ${report.examples} examples; pass --dataset ${versionId} to \`finetune create\`${warnings}`;
+}
+
 async function main(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -110,6 +160,8 @@ async function main(argv: string[]) {
       'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
       message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
       sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' },
+      'prompt-column': { type: 'string' }, 'completion-column': { type: 'string' }, 'text-column': { type: 'string' }, 'system-column': { type: 'string' },
+      clean: { type: 'string' }, validation: { type: 'string' }, seed: { type: 'string' }, mix: { type: 'string' }, 'mix-source': { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -188,12 +240,35 @@ async function main(argv: string[]) {
       const file = await describeFile(need(rest[0], 'FILE.jsonl'), path.basename(need(rest[0], 'FILE.jsonl')));
       const begun = await client.datasets.beginUpload.mutate({ file: announce(file) });
       await putFiles([file], begun.files, (name, done, total) => progressBar(name, done, total));
-      const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base') });
-      const report = created.report;
-      const lines = report.errors.map((e) => `  ${e.line === null ? '' : `line ${e.line}: `}${e.message}`).join('\n');
-      const problems = `${report.errorCount} ${report.errorCount === 1 ? 'problem' : 'problems'}`;
-      print(report.valid ? `data set version ${created.datasetVersionId}: ${report.examples} examples; pass --dataset ${created.datasetVersionId} to \`finetune create\`` : `data set rejected (${problems}):\n${lines}`, created);
-      if (!report.valid) process.exitCode = 1;
+      const mapping = { prompt: values['prompt-column'], completion: values['completion-column'], text: values['text-column'], system: values['system-column'] };
+      const hasMapping = Object.values(mapping).some((column) => column !== undefined);
+      const created = await client.datasets.create.mutate({
+        uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base'),
+        mapping: hasMapping ? mapping : undefined, maxSeqLength: values['max-seq'] ? positiveInteger(values['max-seq'], '--max-seq') : undefined,
+      });
+      print(describeReport(created.datasetVersionId, created.report), created);
+      if (!created.report.valid) process.exitCode = 1;
+      return;
+    }
+    case 'dataset-clean': {
+      const sourceVersionId = positiveInteger(need(rest[0], 'ID'), 'ID');
+      const seed = values.seed === undefined ? 42 : nonNegativeInteger(values.seed, '--seed');
+      const validation = values.validation === undefined ? 0 : shareOf(values.validation, '--validation');
+      const ratio = values.mix === undefined ? 0 : shareOf(values.mix, '--mix');
+      const mixSource = values['mix-source'] ?? 'self-instruct-seed';
+      const derived = await client.datasets.derive.mutate({
+        sourceVersionId, baseModelId: need(values.base, '--base'),
+        maxSeqLength: values['max-seq'] ? positiveInteger(values['max-seq'], '--max-seq') : 512,
+        cleaning: cleaningFlags(values.clean ?? ''),
+        split: validation > 0 ? { validationFraction: validation, seed } : null,
+        mix: ratio > 0 ? { source: mixSource === 'self-instruct-seed' ? 'self-instruct-seed' : { datasetVersionId: positiveInteger(mixSource, '--mix-source') }, ratio, seed } : null,
+      });
+      const lineage = derived.lineage!;
+      const counts = Object.entries(lineage.cleaning!.counts).filter(([, n]) => n > 0).map(([step, n]) => `  ${step}: ${n}`);
+      const split = lineage.split ? [`  split: ${lineage.split.train} train, ${lineage.split.validation} validation (seed ${lineage.split.seed})`] : [];
+      const mix = lineage.mix ? [`  mixed in ${lineage.mix.count} examples of ${lineage.mix.source} (ratio ${lineage.mix.ratio}, seed ${lineage.mix.seed})`] : [];
+      print([`cleaning: ${lineage.cleaning!.before} -> ${lineage.cleaning!.after} examples`, ...counts, ...split, ...mix, describeReport(derived.datasetVersionId, derived.report)].join('\n'), derived);
+      if (!derived.report.valid) process.exitCode = 1;
       return;
     }
     case 'finetune': {

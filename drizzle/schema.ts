@@ -225,6 +225,9 @@ export const datasetVersions = pgTable('dataset_versions', {
   // Whether the file passed validation; an invalid version is kept so its report can be read.
   valid: boolean('valid').notNull(),
   report: jsonb('report').$type<Record<string, unknown>>().notNull(),
+  // Where the file came from: the uploaded CSV/TSV and its column mapping, or the source version
+  // with the cleaning, split and mixing that derived this one. Null for a JSONL upload.
+  lineage: jsonb('lineage').$type<Record<string, unknown>>(),
   createdAt: createdAt(),
 }, (t) => [uniqueIndex('dataset_versions_number').on(t.datasetId, t.version)]);
 

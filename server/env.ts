@@ -34,6 +34,9 @@ const schema = z.object({
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   // Largest data set the server validates synchronously, in bytes.
   DATASET_MAX_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  // Largest data set version that cleaning, splitting and mixing handle in one request, in bytes.
+  // About 2 MiB fits the web tier's default 30 s time limit (see docs/datasets.md).
+  DATASET_DERIVE_MAX_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 * 1024),
   // A deleted adapter can be restored for this many days; then its files are removed.
   DELETED_ADAPTER_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(30),
   // When set, GET /api/metrics also accepts "Authorization: Bearer <METRICS_TOKEN>" (runner tokens always work).

@@ -3,32 +3,18 @@
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { useRouter } from 'next/navigation';
 import { useEffect, useState } from 'react';
-import { useTRPC, useTRPCClient } from '@/lib/trpc-react';
-import { describeBrowserFile, uploadParts } from '@/lib/upload';
-
-interface Report {
-  valid: boolean;
-  format: string | null;
-  examples: number;
-  errorCount: number;
-  errors: { line: number | null; message: string }[];
-  warnings: string[];
-  duplicates: number;
-  tokens: Record<string, { p50: number; p95: number; max: number; total: number }> | null;
-}
+import { useTRPC } from '@/lib/trpc-react';
+import { DatasetStep, type ChosenDataset } from './dataset-step';
 
 export default function FinetunePage() {
   const trpc = useTRPC();
-  const client = useTRPCClient();
   const router = useRouter();
   const me = useQuery(trpc.auth.me.queryOptions());
   const baseModels = useQuery(trpc.baseModels.list.queryOptions());
   const presets = useQuery(trpc.finetune.presets.queryOptions());
 
   const [baseModelId, setBaseModelId] = useState('');
-  const [uploadProgress, setUploadProgress] = useState<number | null>(null);
-  const [uploadError, setUploadError] = useState<string | null>(null);
-  const [dataset, setDataset] = useState<{ id: number; report: Report } | null>(null);
+  const [dataset, setDataset] = useState<ChosenDataset | null>(null);
   const [preset, setPreset] = useState('standard');
   const [form, setForm] = useState({ adapterName: '', domain: 'medical', rank: 16, alpha: 32, epochs: 1, learningRate: 0.0002, batchSize: 4, maxSeqLength: 512, maxSteps: '', evalLimit: '' });
   const create = useMutation(trpc.finetune.create.mutationOptions({ onSuccess: ({ jobId }) => router.push(`/jobs/${jobId}`) }));
@@ -38,24 +24,6 @@ export default function FinetunePage() {
   }, [baseModels.data, baseModelId]);
 
   if (me.data === null) return <p>Sign in to fine-tune: <a href="/signin?callbackUrl=/finetune">Sign in</a></p>;
-
-  async function upload(file: File) {
-    setUploadError(null);
-    setDataset(null);
-    try {
-      const described = await describeBrowserFile(file, file.name.replace(/[^A-Za-z0-9._-]/g, '_'));
-      const begun = await client.datasets.beginUpload.mutate({ file: described });
-      setUploadProgress(0);
-      await uploadParts(file, begun.files[0]!, (done, total) => setUploadProgress(total === 0 ? 1 : done / total));
-      setUploadProgress(null);
-      const name = file.name.replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]/g, '-');
-      const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId });
-      setDataset({ id: created.datasetVersionId, report: created.report as Report });
-      if (!form.adapterName) setForm((f) => ({ ...f, adapterName: `${name}-lora` }));
-    } catch (error) {
-      setUploadError((error as Error).message);
-    }
-  }
 
   const choosePreset = (key: string) => {
     setPreset(key);
@@ -76,29 +44,16 @@ export default function FinetunePage() {
           <select aria-label="Base model" value={baseModelId} onChange={(e) => setBaseModelId(e.target.value)}>
             {baseModels.data?.map((m) => <option key={m.id} value={m.id}>{m.displayName}</option>)}
           </select></label></p>
-        <p className="muted">A JSONL file: one <code>{'{"prompt": …, "completion": …}'}</code> or <code>{'{"messages": [{"role": …, "content": …}]}'}</code> object per line.</p>
-        <input type="file" accept=".jsonl" aria-label="Data set file" onChange={(e) => e.target.files?.[0] && upload(e.target.files[0])} />
-        {uploadProgress !== null && <progress value={uploadProgress} max={1} />}
-        {uploadError && <p className="error">{uploadError}</p>}
+        <DatasetStep
+          baseModelId={baseModelId}
+          parameterCount={baseModels.data?.find((m) => m.id === baseModelId)?.parameterCount ?? null}
+          maxSeqLength={Number(form.maxSeqLength) || 512}
+          onChange={(chosen, name) => {
+            setDataset(chosen);
+            if (name && !form.adapterName) setForm((f) => ({ ...f, adapterName: `${name}-lora` }));
+          }}
+        />
       </div>
-
-      {dataset && (
-        <div className="card" data-testid="validation-report">
-          <h2>Validation report</h2>
-          <p className={dataset.report.valid ? 'state-succeeded' : 'state-failed'}>
-            {dataset.report.valid ? `Valid: ${dataset.report.examples} examples (${dataset.report.format})` : `Rejected: ${dataset.report.errorCount} ${dataset.report.errorCount === 1 ? 'problem' : 'problems'}`}
-          </p>
-          {dataset.report.errors.length > 0 && <ul>{dataset.report.errors.map((e) => <li key={`${e.line}-${e.message}`} className="error">{e.line === null ? '' : `line ${e.line}: `}{e.message}</li>)}</ul>}
-          {dataset.report.errorCount > dataset.report.errors.length && <p className="muted">…and {dataset.report.errorCount - dataset.report.errors.length} more.</p>}
-          {dataset.report.warnings.map((w) => <p key={w} className="muted">{w}</p>)}
-          {dataset.report.tokens && (
-            <table>
-              <thead><tr><th>Tokens per example</th><th>p50</th><th>p95</th><th>max</th><th>total</th></tr></thead>
-              <tbody>{Object.entries(dataset.report.tokens).map(([field, s]) => <tr key={field}><td>{field}</td><td>{s.p50}</td><td>{s.p95}</td><td>{s.max}</td><td>{s.total}</td></tr>)}</tbody>
-            </table>
-          )}
-        </div>
-      )}
 
       {dataset?.report.valid && (
         <div className="card">

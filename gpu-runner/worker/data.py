@@ -1,4 +1,9 @@
-"""Training data: reading the JSONL data set, chat rendering, assistant-only labels, batching."""
+"""Training data: reading the JSONL data set, chat rendering, loss labels, batching.
+
+Prompt/completion and messages lines are rendered with the chat template and only the
+assistant tokens carry loss. A text line is tokenized as it is, followed by the
+end-of-sequence token, and every token carries loss.
+"""
 
 from __future__ import annotations
 
@@ -35,10 +40,20 @@ class MessagesLine(_LineModel):
     messages: list[ChatMessage] = Field(min_length=1)
 
 
+class TextLine(_LineModel):
+    text: str = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class Conversation:
     line_number: int
     messages: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class PlainText:
+    line_number: int
+    text: str
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,15 @@ def read_jsonl_objects(path: Path) -> list[tuple[int, Any]]:
     return objects
 
 
-def parse_conversation(line_number: int, value: Any, file_name: str) -> Conversation:
-    """Turn one data set line into chat messages, raising DataError when it fits neither line form."""
+def parse_conversation(line_number: int, value: Any, file_name: str) -> Conversation | PlainText:
+    """Turn one data set line into chat messages or plain text, raising DataError when it fits no line form."""
+    if isinstance(value, dict) and "text" in value:
+        try:
+            text_line = TextLine.model_validate(value)
+        except ValidationError as error:
+            raise DataError(f"{file_name} line {line_number}: invalid text line: {_brief(error)}") from error
+        return PlainText(line_number, text_line.text)
+
     if isinstance(value, dict) and "messages" in value:
         try:
             line = MessagesLine.model_validate(value)
@@ -92,8 +114,8 @@ def parse_conversation(line_number: int, value: Any, file_name: str) -> Conversa
         pair = PromptCompletionLine.model_validate(value)
     except ValidationError as error:
         raise DataError(
-            f"{file_name} line {line_number}: expected {{\"prompt\": str, \"completion\": str}} or "
-            f"{{\"messages\": [...]}}: {_brief(error)}"
+            f"{file_name} line {line_number}: expected {{\"prompt\": str, \"completion\": str}}, "
+            f"{{\"messages\": [...]}} or {{\"text\": str}}: {_brief(error)}"
         ) from error
     return Conversation(
         line_number,
@@ -107,7 +129,7 @@ def _brief(error: ValidationError) -> str:
     )
 
 
-def read_conversations(path: Path) -> list[Conversation]:
+def read_conversations(path: Path) -> list[Conversation | PlainText]:
     return [parse_conversation(number, value, path.name) for number, value in read_jsonl_objects(path)]
 
 
@@ -164,8 +186,21 @@ def tokenize_conversation(tokenizer: Any, conversation: Conversation, max_seq_le
     return TokenizedExample(conversation.line_number, input_ids, labels)
 
 
+def tokenize_text(tokenizer: Any, example: PlainText, max_seq_length: int) -> TokenizedExample:
+    """Tokenize plain text plus the end-of-sequence token, labelling every token, truncated to max_seq_length.
+
+    The end-of-sequence token teaches the model where a document stops. No BOS is added,
+    matching the chat path, which relies on the template's own special tokens.
+    """
+    input_ids = list(tokenizer(example.text, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is None:
+        raise DataError("the tokenizer has no end-of-sequence token, so text examples cannot be terminated")
+    input_ids = (input_ids + [tokenizer.eos_token_id])[:max_seq_length]
+    return TokenizedExample(example.line_number, input_ids, list(input_ids))
+
+
 def tokenize_dataset(
-    tokenizer: Any, conversations: list[Conversation], max_seq_length: int
+    tokenizer: Any, conversations: list[Conversation | PlainText], max_seq_length: int
 ) -> tuple[list[TokenizedExample], list[int]]:
     """Tokenize every conversation and return the usable examples and the line numbers dropped.
 
@@ -175,7 +210,10 @@ def tokenize_dataset(
     examples = []
     dropped_lines = []
     for conversation in conversations:
-        example = tokenize_conversation(tokenizer, conversation, max_seq_length)
+        if isinstance(conversation, PlainText):
+            example = tokenize_text(tokenizer, conversation, max_seq_length)
+        else:
+            example = tokenize_conversation(tokenizer, conversation, max_seq_length)
         if example.label_count == 0:
             dropped_lines.append(conversation.line_number)
         else:

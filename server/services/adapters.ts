@@ -376,6 +376,8 @@ export async function purgeDeletedAdapters(db: Db, batch = 5): Promise<number> {
         inArray(blobs.sha256, hashes),
         sql`not exists (select 1 from ${adapterFiles} where ${adapterFiles.sha256} = ${blobs.sha256})`,
         sql`not exists (select 1 from ${datasetVersions} where ${datasetVersions.sha256} = ${blobs.sha256})`,
+        // A data set version's lineage also points at blobs: its uploaded CSV/TSV and its validation part.
+        sql`not exists (select 1 from ${datasetVersions} where ${datasetVersions.lineage}->'upload'->>'sha256' = ${blobs.sha256} or ${datasetVersions.lineage}->'split'->>'validationSha256' = ${blobs.sha256})`,
         sql`not exists (select 1 from ${benchmarkTasks} where ${benchmarkTasks.dataSha256} = ${blobs.sha256})`,
         sql`not exists (select 1 from ${baseModels}, jsonb_array_elements(${baseModels.files}) f where f->>'sha256' = ${blobs.sha256})`,
       )).returning({ s3Key: blobs.s3Key });

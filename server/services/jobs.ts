@@ -286,7 +286,8 @@ export async function completeJob(db: Db, input: CompleteJob) {
     const dataset = await getDatasetVersion(db, job.datasetVersionId!);
     const lineage = {
       jobId: job.id,
-      dataset: { name: `${dataset.namespace}/${dataset.name}`, version: dataset.version.version, sha256: dataset.version.sha256 },
+      // The data set's own lineage carries the CSV mapping, cleaning counts, split and general-data mix.
+      dataset: { name: `${dataset.namespace}/${dataset.name}`, version: dataset.version.version, sha256: dataset.version.sha256, lineage: dataset.version.lineage ?? null },
       baseModelId: job.baseModelId,
       hyperparameters: params.hyperparameters,
       versions: outcome.summary.versions ?? null,
@@ -353,11 +354,17 @@ export async function getJob(db: Db, jobId: string) {
     result = version ?? null;
   }
   const children = await db.select({ id: jobs.id, kind: jobs.kind, state: jobs.state }).from(jobs).where(eq(jobs.parentJobId, jobId));
+  const datasetVersion = job.datasetVersionId ? await getDatasetVersion(db, job.datasetVersionId) : null;
+  // The training data and its lineage: CSV mapping, cleaning counts, split and general-data mix.
+  const dataset = datasetVersion && {
+    id: datasetVersion.version.id, name: `${datasetVersion.namespace}/${datasetVersion.name}`, version: datasetVersion.version.version,
+    sha256: datasetVersion.version.sha256, lineage: datasetVersion.version.lineage,
+  };
 
   return {
     id: job.id, kind: job.kind, state: job.state, namespace: row.namespace, namespaceId: job.namespaceId, params: job.params,
     attempts: job.attempts, maxAttempts: job.maxAttempts, cancelRequested: job.cancelRequested, progress: job.progress, summary: job.summary,
-    error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children,
+    error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children, dataset,
     checkpoint: job.checkpoint && { step: job.checkpoint.step, attempt: job.checkpoint.attempt },
     lossCurve: progress.map(({ payload, attempt }) => ({ attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number })),
     events: logs.reverse(),

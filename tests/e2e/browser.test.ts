@@ -136,6 +136,31 @@ describe('web app in Chromium', () => {
     expect(await page.getByText('"jobId"').count()).toBe(1);
   });
 
+  it('maps CSV columns, shows the report and creates a mixed version', async () => {
+    await page.goto(`${appUrl}/finetune`);
+    await page.getByLabel('Base model').selectOption(TINY_BASE_ID);
+    await page.getByLabel('Data set file').setInputFiles('tests/fixtures/datasets/mapping.csv');
+
+    // The header row is read in the browser and the usual column names are chosen by default.
+    const mapping = page.getByTestId('column-mapping');
+    await mapping.waitFor();
+    expect(await page.getByLabel('prompt column').inputValue()).toBe('question');
+    expect(await page.getByLabel('completion column').inputValue()).toBe('answer');
+    await page.getByLabel('system column').selectOption('instructions');
+    await page.getByRole('button', { name: 'Upload and validate' }).click();
+
+    const report = page.getByTestId('validation-report');
+    await report.getByText('Valid: 12 examples (messages)').waitFor();
+    await report.getByText('From CSV file mapping.csv, columns: prompt = question, completion = answer, system = instructions').waitFor();
+    expect(await page.getByTestId('dataset-statistics').getByText('CPU runner (2 cores)').isVisible()).toBe(true);
+
+    await page.getByLabel('General data percent').fill('20');
+    await page.getByRole('button', { name: 'Create cleaned version' }).click();
+    // 12 examples at 20% general data: round(12 × 0.2 / 0.8) = 3 more.
+    await report.getByText('Valid: 15 examples (messages)').waitFor();
+    expect(await page.getByTestId('dataset-mix').textContent()).toMatch(/^General data: 3 examples of bundled:self-instruct-seed \(Apache-2.0\), ratio 20%, seed 42/);
+  });
+
   it('pages run under the CSP', async () => {
     const response = await page.goto(`${appUrl}/publish`);
     expect(response?.headers()['content-security-policy']).toContain("default-src 'self'");

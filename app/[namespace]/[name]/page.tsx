@@ -6,6 +6,7 @@ import sanitizeHtml from 'sanitize-html';
 import { archiveFileName, archivePath } from '@/lib/adapter-archive';
 import { formatBytes } from '@/lib/format';
 import { serverCaller } from '@/lib/server-caller';
+import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
 import { LikeButton } from './like-button';
 
@@ -136,6 +137,10 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       {lineage && (
         <>
           <h2>Lineage</h2>
+          {Boolean((lineage.dataset as { lineage?: unknown } | undefined)?.lineage) && (
+            <><p>Training data {String((lineage.dataset as { name: string }).name)} v{String((lineage.dataset as { version: number }).version)}:</p>
+              <DatasetLineage lineage={(lineage.dataset as { lineage: unknown }).lineage} /></>
+          )}
           <pre>{JSON.stringify(lineage, null, 2)}</pre>
         </>
       )}

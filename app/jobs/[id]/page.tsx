@@ -3,6 +3,7 @@
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { use } from 'react';
 import { useTRPC } from '@/lib/trpc-react';
+import { DatasetLineage } from '../../finetune/dataset-lineage';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -59,6 +60,13 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
             <p>Step {progress.step} / {progress.totalSteps} · loss {progress.loss?.toFixed(4)} · {progress.tokensPerSecond?.toFixed(0)} tokens/s</p>
           )}
           <LossCurve points={data.lossCurve.filter((p) => p.attempt === data.attempts)} />
+          {data.dataset && (
+            <>
+              <h2>Data</h2>
+              <p>{data.dataset.name} v{data.dataset.version} <span className="muted">sha256 {data.dataset.sha256.slice(0, 12)}…</span></p>
+              <DatasetLineage lineage={data.dataset.lineage} />
+            </>
+          )}
         </>
       )}
       {data.summary && <><h2>Summary</h2><pre>{JSON.stringify(data.summary, null, 2)}</pre></>}

@@ -12,6 +12,7 @@ import torch
 from worker.data import (
     IGNORE_INDEX,
     Conversation,
+    PlainText,
     collate,
     read_conversations,
     tokenize_conversation,
@@ -128,6 +129,9 @@ MALFORMED_LINES: dict[str, str] = {
     "unknown role": '{"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]}',
     "no assistant turn": '{"messages": [{"role": "user", "content": "x"}]}',
     "empty messages": '{"messages": []}',
+    "empty text": '{"text": ""}',
+    "text not a string": '{"text": ["a"]}',
+    "text with an unknown field": '{"text": "a", "source": "web"}',
 }
 
 
@@ -151,3 +155,47 @@ def test_empty_data_file_raises_data_error(tmp_path: Path) -> None:
     path.write_text("\n  \n", encoding="utf-8")
     with pytest.raises(DataError, match="no JSON lines"):
         read_conversations(path)
+
+
+def test_text_line_labels_every_token_and_eos(tiny_tokenizer: Any, tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"text": "The pump ran at 120 kPa."}) + "\n", encoding="utf-8")
+
+    [text] = read_conversations(path)
+    examples, dropped = tokenize_dataset(tiny_tokenizer, [text], max_seq_length=512)
+
+    expected = tiny_tokenizer("The pump ran at 120 kPa.", add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    assert text == PlainText(1, "The pump ran at 120 kPa.")
+    assert dropped == []
+    assert examples[0].input_ids == expected
+    assert examples[0].labels == expected
+
+
+def test_text_line_truncates_to_max_seq_length(tiny_tokenizer: Any) -> None:
+    [example], _ = tokenize_dataset(tiny_tokenizer, [PlainText(1, "one two three four five six seven eight")], max_seq_length=4)
+    assert len(example.input_ids) == 4
+    assert example.labels == example.input_ids
+    assert tiny_tokenizer.eos_token_id not in example.input_ids
+
+
+def test_prompt_lines_keep_masking_beside_text(tiny_tokenizer: Any) -> None:
+    chat = Conversation(1, [{"role": "user", "content": "Double 3."}, {"role": "assistant", "content": "6"}])
+    examples, _ = tokenize_dataset(tiny_tokenizer, [chat, PlainText(2, "plain words")], max_seq_length=512)
+
+    chat_example, text_example = examples
+    assert IGNORE_INDEX in chat_example.labels
+    assert chat_example.label_count < len(chat_example.input_ids)
+    assert IGNORE_INDEX not in text_example.labels
+
+
+def test_worker_trains_on_text_lines(tiny_base: Path, tmp_path: Path) -> None:
+    from .helpers import finetune_spec, run_worker_job, write_jsonl
+
+    rows = [{"text": f"Maintenance log {i}: the pump ran at {100 + i} kPa and was inspected."} for i in range(8)]
+    dataset = write_jsonl(tmp_path / "data.jsonl", rows)
+    run = run_worker_job(finetune_spec(tmp_path, tiny_base, dataset, maxSteps=2), tmp_path / "spec.json")
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    [finished] = run.of_type("finished")
+    assert finished.summary.examples == 8
+    assert finished.summary.trainTokens > 0

@@ -1,31 +1,80 @@
 import { z } from 'zod';
-import { createDatasetVersion, getDatasetVersion, listDatasets } from '../../services/datasets';
+import { MAX_MIX_RATIO } from '../../formats/dataset-mix';
+import { HARDWARE_CLASSES } from '../../formats/throughput';
+import { createDatasetVersion, deriveDatasetVersion, GENERAL_SET, getDatasetVersion, listDatasets } from '../../services/datasets';
 import { notFound } from '../../services/errors';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
-import { router, userProcedure } from '../trpc';
+import { publicProcedure, router, userProcedure } from '../trpc';
+
+const columnName = z.string().min(1).max(200).optional();
+const maxSeqLength = z.number().int().min(16).max(32768);
+
+export const cleaningOptions = z.object({
+  normalizeUnicode: z.boolean().default(false),
+  normalizeWhitespace: z.boolean().default(false),
+  maskEmails: z.boolean().default(false),
+  maskPhones: z.boolean().default(false),
+  maskIds: z.boolean().default(false),
+  dropEmpty: z.boolean().default(false),
+  dropOverLong: z.boolean().default(false),
+  dedupeExact: z.boolean().default(false),
+  dedupeNear: z.boolean().default(false),
+});
 
 export const datasetsRouter = router({
   beginUpload: userProcedure('fine-tune')
     .input(z.object({ file: uploadFile }))
     .mutation(({ ctx, input }) => beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'dataset', files: [input.file] })),
 
-  /** Verifies the upload and validates it against the base model's tokenizer; returns the report. */
+  /**
+   * Verifies the upload and validates it against the base model's tokenizer; returns the report.
+   * CSV and TSV files need `mapping`: the header names of the prompt and completion columns
+   * (and optionally a system column), or of a text column.
+   */
   create: userProcedure('fine-tune')
-    .input(z.object({ uploadId: z.string().uuid(), name: z.string().min(1).max(96), baseModelId: z.string().min(1).max(200) }))
+    .input(z.object({
+      uploadId: z.string().uuid(), name: z.string().min(1).max(96), baseModelId: z.string().min(1).max(200),
+      mapping: z.object({ prompt: columnName, completion: columnName, text: columnName, system: columnName }).optional(),
+      maxSeqLength: maxSeqLength.optional(),
+    }))
     .mutation(async ({ ctx, input }) => {
       const [file] = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'dataset');
-      const created = await createDatasetVersion(ctx.db, { namespaceId: ctx.user.namespaceId, name: input.name, file: file!, baseModelId: input.baseModelId });
+      const created = await createDatasetVersion(ctx.db, {
+        namespaceId: ctx.user.namespaceId, name: input.name, file: file!, baseModelId: input.baseModelId, mapping: input.mapping, maxSeqLength: input.maxSeqLength,
+      });
       await closeUpload(ctx.db, input.uploadId);
       return created;
     }),
+
+  /** Cleans a stored version, splits off a validation part and mixes in general data, as a new version. */
+  derive: userProcedure('fine-tune')
+    .input(z.object({
+      sourceVersionId: z.number().int().positive(),
+      baseModelId: z.string().min(1).max(200),
+      maxSeqLength,
+      cleaning: cleaningOptions,
+      split: z.object({ validationFraction: z.number().min(0).max(0.5), seed: z.number().int().min(0) }).nullable().default(null),
+      mix: z.object({
+        source: z.union([z.literal(GENERAL_SET), z.object({ datasetVersionId: z.number().int().positive() })]),
+        ratio: z.number().min(0).max(MAX_MIX_RATIO),
+        seed: z.number().int().min(0),
+      }).nullable().default(null),
+    }))
+    .mutation(({ ctx, input }) => deriveDatasetVersion(ctx.db, { namespaceId: ctx.user.namespaceId, ...input })),
 
   get: userProcedure('read')
     .input(z.object({ id: z.number().int().positive() }))
     .query(async ({ ctx, input }) => {
       const found = await getDatasetVersion(ctx.db, input.id);
       if (found.namespaceId !== ctx.user.namespaceId) throw notFound(`data set version ${input.id}`);
-      return { id: found.version.id, name: found.name, version: found.version.version, valid: found.version.valid, report: found.version.report, sha256: found.version.sha256, size: found.version.size };
+      return {
+        id: found.version.id, name: found.name, version: found.version.version, valid: found.version.valid, report: found.version.report,
+        lineage: found.version.lineage, sha256: found.version.sha256, size: found.version.size,
+      };
     }),
 
   list: userProcedure('read').query(({ ctx }) => listDatasets(ctx.db, ctx.user.namespaceId)),
+
+  /** Training speed per hardware class behind the wizard's time estimates; see server/formats/throughput.ts. */
+  hardware: publicProcedure.query(() => HARDWARE_CLASSES),
 });
