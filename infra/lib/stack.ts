@@ -13,7 +13,7 @@ import { Web } from './web';
 
 export interface MarketplaceStackProps extends StackProps {
   config: StageConfig;
-  // Output folder of `open-next build`.
+  // Output folder of the OpenNext build (`npm run build:lambda`).
   openNextDir: string;
   // Output folder of `npm run build:ops`.
   opsDir: string;
@@ -24,7 +24,7 @@ export class MarketplaceStack extends Stack {
   constructor(scope: Construct, id: string, props: MarketplaceStackProps) {
     super(scope, id, props);
     const { config } = props;
-    checkBuildOutput(props.openNextDir, OPEN_NEXT_REQUIRED, 'npx open-next build');
+    checkBuildOutput(props.openNextDir, OPEN_NEXT_REQUIRED, 'npm run build:lambda');
     checkBuildOutput(props.opsDir, OPS_REQUIRED, 'npm run build:ops');
 
     const appOrigin = `https://${config.domainName}`;

@@ -246,7 +246,7 @@ describe('CDK stack', () => {
   });
 
   it('missing build output names the build command', () => {
-    expect(() => synth(dev, { openNextDir: path.join(os.tmpdir(), 'no-such-open-next-output') })).toThrow(/npx open-next build/);
+    expect(() => synth(dev, { openNextDir: path.join(os.tmpdir(), 'no-such-open-next-output') })).toThrow(/run `npm run build:lambda` first/);
     expect(() => synth(dev, { opsDir: path.join(os.tmpdir(), 'no-such-ops-output') })).toThrow(/npm run build:ops/);
   });
 });
