@@ -5,6 +5,7 @@ import { useRouter } from 'next/navigation';
 import { useEffect, useState } from 'react';
 import { useTRPC, useTRPCClient } from '@/lib/trpc-react';
 import { describeBrowserFile, uploadParts } from '@/lib/upload';
+import { finalizeUpload } from '@/lib/upload-protocol';
 
 interface Report {
   valid: boolean;
@@ -47,12 +48,17 @@ export default function FinetunePage() {
       const begun = await client.datasets.beginUpload.mutate({ file: described });
       setUploadProgress(0);
       await uploadParts(file, begun.files[0]!, (done, total) => setUploadProgress(total === 0 ? 1 : done / total));
-      setUploadProgress(null);
       const name = file.name.replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]/g, '-');
-      const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId });
+      // A large file takes several calls while the server checks its sha256; the bar shows that check.
+      const created = await finalizeUpload(
+        () => client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId }),
+        (done, total) => setUploadProgress(total === 0 ? 1 : done / total),
+      );
+      setUploadProgress(null);
       setDataset({ id: created.datasetVersionId, report: created.report as Report });
       if (!form.adapterName) setForm((f) => ({ ...f, adapterName: `${name}-lora` }));
     } catch (error) {
+      setUploadProgress(null);
       setUploadError((error as Error).message);
     }
   }

@@ -85,6 +85,9 @@ export class MarketplaceStack extends Stack {
         DATABASE_POOL_MAX: String(config.web.databasePoolMax),
         // The Ops construct applies migrations once per deployment, before the new code starts.
         DATABASE_MIGRATE_ON_START: 'false',
+        // A finalize call hashes uploaded bytes for a quarter of the timeout, leaving the rest for
+        // joining parts, validating the content and publishing it.
+        UPLOAD_VERIFY_SECONDS: String(Math.max(1, Math.floor(config.web.timeoutSeconds / 4))),
       },
     });
     web.serverFunction.node.addDependency(ops.migrations);

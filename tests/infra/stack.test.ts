@@ -124,6 +124,8 @@ describe('CDK stack', () => {
     expect(variables.NEXTAUTH_URL).toBe('https://dev.adapters.example.com');
     expect(variables.DATABASE_MIGRATE_ON_START).toBe('false');
     expect(variables.DATABASE_POOL_MAX).toBe(String(dev.web.databasePoolMax));
+    expect(Number(variables.UPLOAD_VERIFY_SECONDS)).toBeGreaterThanOrEqual(1);
+    expect(Number(variables.UPLOAD_VERIFY_SECONDS)).toBeLessThanOrEqual(dev.web.timeoutSeconds / 4);
     expect(variables.S3_ENDPOINT).toBe('https://s3.us-east-1.amazonaws.com');
     // The function uses its IAM role for S3, so no static keys are configured.
     expect(variables.S3_ACCESS_KEY_ID).toBeUndefined();

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createDatasetVersion, getDatasetVersion, listDatasets } from '../../services/datasets';
 import { notFound } from '../../services/errors';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
+import { isVerifying } from '@/lib/upload-protocol';
 import { router, userProcedure } from '../trpc';
 
 export const datasetsRouter = router({
@@ -9,11 +10,16 @@ export const datasetsRouter = router({
     .input(z.object({ file: uploadFile }))
     .mutation(({ ctx, input }) => beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'dataset', files: [input.file] })),
 
-  /** Verifies the upload and validates it against the base model's tokenizer; returns the report. */
+  /**
+   * Verifies the upload and validates it against the base model's tokenizer; returns the report,
+   * or `{ status: 'verifying', … }` while the file's sha256 check is unfinished (call again).
+   */
   create: userProcedure('fine-tune')
     .input(z.object({ uploadId: z.string().uuid(), name: z.string().min(1).max(96), baseModelId: z.string().min(1).max(200) }))
     .mutation(async ({ ctx, input }) => {
-      const [file] = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'dataset');
+      const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'dataset');
+      if (isVerifying(files)) return files;
+      const [file] = files;
       const created = await createDatasetVersion(ctx.db, { namespaceId: ctx.user.namespaceId, name: input.name, file: file!, baseModelId: input.baseModelId });
       await closeUpload(ctx.db, input.uploadId);
       return created;
