@@ -11,15 +11,23 @@ import type { VerifiedFile } from './uploads';
 export const DATASET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
 
 /**
+ * Rejects a data set file that createDatasetVersion would reject for its size or type. Called
+ * before the upload too, so a file over the limit is never sent and hashed.
+ */
+export function checkDatasetFile(file: { path: string; size: number }): void {
+  const limit = getEnv().DATASET_MAX_BYTES;
+  if (file.size > limit) throw badRequest(`${file.path} is ${file.size} bytes; data sets are limited to ${limit} bytes here`);
+  if (!/\.jsonl$/i.test(file.path)) throw badRequest(`${file.path}: only JSONL files (.jsonl) are accepted; put one JSON object per line`);
+}
+
+/**
  * Validates an uploaded JSONL file and stores it as the next version of a data set.
  * Invalid files are stored too, with their report, so the user can read every problem;
  * only valid versions can be used for training.
  */
 export async function createDatasetVersion(db: Db, input: { namespaceId: string; name: string; file: VerifiedFile; baseModelId: string }) {
   if (!DATASET_NAME.test(input.name)) throw badRequest(`data set name ${JSON.stringify(input.name)} is invalid; use 1-96 letters, digits, dot, dash or underscore`);
-  const limit = getEnv().DATASET_MAX_BYTES;
-  if (input.file.size > limit) throw badRequest(`${input.file.path} is ${input.file.size} bytes; data sets are limited to ${limit} bytes here`);
-  if (!/\.jsonl$/i.test(input.file.path)) throw badRequest(`${input.file.path}: only JSONL files (.jsonl) are accepted; put one JSON object per line`);
+  checkDatasetFile(input.file);
 
   const base = await getBaseModel(db, input.baseModelId);
   const tokenizer = await baseModelTokenizer(db, base);

@@ -152,6 +152,15 @@ describe('resumable upload verification', () => {
     expect(published.version).toBe(1);
   });
 
+  it('data set over limit rejected before upload', async () => {
+    // The test app keeps the default DATASET_MAX_BYTES of 64 MiB.
+    const limit = 64 * 1024 * 1024;
+    await expect(user.client.datasets.beginUpload.mutate({ file: { path: 'huge.jsonl', size: limit + 1, sha256: 'a'.repeat(64) } }))
+      .rejects.toThrow(`huge.jsonl is ${limit + 1} bytes; data sets are limited to ${limit} bytes here`);
+    await expect(user.client.datasets.beginUpload.mutate({ file: { path: 'table.csv', size: 10, sha256: 'a'.repeat(64) } }))
+      .rejects.toThrow(/table\.csv: only JSONL files \(\.jsonl\) are accepted/);
+  });
+
   it('CLI publish reports verification progress', async () => {
     const dir = await writeAdapterFolder();
     await fs.writeFile(path.join(dir, NOTES), randomBytes(NOTES_SIZE));

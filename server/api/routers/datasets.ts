@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createDatasetVersion, getDatasetVersion, listDatasets } from '../../services/datasets';
+import { checkDatasetFile, createDatasetVersion, getDatasetVersion, listDatasets } from '../../services/datasets';
 import { notFound } from '../../services/errors';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
 import { isVerifying } from '@/lib/upload-protocol';
@@ -8,7 +8,10 @@ import { router, userProcedure } from '../trpc';
 export const datasetsRouter = router({
   beginUpload: userProcedure('fine-tune')
     .input(z.object({ file: uploadFile }))
-    .mutation(({ ctx, input }) => beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'dataset', files: [input.file] })),
+    .mutation(({ ctx, input }) => {
+      checkDatasetFile(input.file);
+      return beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'dataset', files: [input.file] });
+    }),
 
   /**
    * Verifies the upload and validates it against the base model's tokenizer; returns the report,
