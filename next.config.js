@@ -26,6 +26,9 @@ const nextConfig = {
   serverExternalPackages: ['@electric-sql/pglite', 'pg', '@node-rs/argon2', 'pino', '@huggingface/tokenizers'],
   typescript: { ignoreBuildErrors: false },
   poweredByHeader: false,
+  // The app uses no next/image, and the Lambda build (infra/build-lambda.mjs) has no image
+  // optimization function, so /_next/image stays off.
+  images: { unoptimized: true },
   // server/db.ts reads the SQL migrations at run time, so file tracing must copy them into
   // standalone and OpenNext bundles.
   outputFileTracingIncludes: { '/**': ['./drizzle/migrations/**'] },

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createClient, type Client } from '../lib/trpc-client';
+import { finalizeUpload } from '../lib/upload-protocol';
 import { pullArchive } from './archive';
 import { announce, describeFile, describeFolder, putFiles } from './upload';
 
@@ -63,6 +64,17 @@ function progressBar(label: string, done: number, total: number): void {
   const filled = total === 0 ? width : Math.round((done / total) * width);
   process.stderr.write(`\r${label.padEnd(28).slice(0, 28)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${((done / Math.max(1, total)) * 100).toFixed(0)}%`);
   if (done >= total) process.stderr.write('\n');
+}
+
+/**
+ * Reports the server's sha256 check of an upload, which spans several finalize calls for large
+ * files: a bar on a terminal, otherwise one line per call (each call takes seconds).
+ */
+function verifyProgress(quiet: boolean) {
+  return (done: number, total: number) => {
+    if (process.stderr.isTTY) progressBar('verifying upload', done, total);
+    else if (!quiet) console.error(`verifying upload: ${done} of ${total} bytes`);
+  };
 }
 
 /** Parses a flag as a positive integer, or rejects it naming the flag and the value. */
@@ -201,9 +213,10 @@ async function main(argv: string[]) {
       begun ??= await client.adapters.beginUpload.mutate({ files: files.map(announce) });
       await fs.writeFile(stateFile, JSON.stringify({ uploadId: begun.uploadId, fingerprint }));
       await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
-      const published = await client.adapters.publish.mutate({
-        uploadId: begun.uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
-      });
+      const uploadId = begun.uploadId;
+      const published = await finalizeUpload(() => client.adapters.publish.mutate({
+        uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
+      }), verifyProgress(Boolean(values.json)));
       await fs.rm(stateFile, { force: true });
       print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
       return;
@@ -242,10 +255,11 @@ async function main(argv: string[]) {
       await putFiles([file], begun.files, (name, done, total) => progressBar(name, done, total));
       const mapping = { prompt: values['prompt-column'], completion: values['completion-column'], text: values['text-column'], system: values['system-column'] };
       const hasMapping = Object.values(mapping).some((column) => column !== undefined);
-      const created = await client.datasets.create.mutate({
+      const input = {
         uploadId: begun.uploadId, name: need(values.name, '--name'), baseModelId: need(values.base, '--base'),
         mapping: hasMapping ? mapping : undefined, maxSeqLength: values['max-seq'] ? positiveInteger(values['max-seq'], '--max-seq') : undefined,
-      });
+      };
+      const created = await finalizeUpload(() => client.datasets.create.mutate(input), verifyProgress(Boolean(values.json)));
       print(describeReport(created.datasetVersionId, created.report), created);
       if (!created.report.valid) process.exitCode = 1;
       return;

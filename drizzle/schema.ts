@@ -83,12 +83,30 @@ export interface SessionFile {
   parts?: string[];
 }
 
+/**
+ * Progress of the whole-file sha256 check of an upload, which finalize calls share because one
+ * call hashes a bounded number of bytes. `path` is the file being hashed and `offset` the bytes
+ * of it hashed so far. Before the end of the file, `sha256State` is the hasher's state after
+ * those bytes (hash-wasm `save()`, base64). At the end it is null and `sha256` is the digest.
+ * Every update increments `round`, and an update applies only if `round` is unchanged since the
+ * caller read it, so concurrent calls cannot mix their states.
+ */
+export interface UploadVerification {
+  round: number;
+  path: string;
+  offset: number;
+  sha256State: string | null;
+  sha256: string | null;
+}
+
 /** An upload in progress: the files a client announced and must put before finalizing. */
 export const uploadSessions = pgTable('upload_sessions', {
   id: uuid('id').primaryKey().defaultRandom(),
   userId: uuid('user_id').references(() => users.id),
   purpose: text('purpose', { enum: ['adapter', 'dataset', 'base-model', 'benchmark', 'job-output'] }).notNull(),
   files: jsonb('files').$type<SessionFile[]>().notNull(),
+  // Null until the first finalize call that leaves a file partly hashed.
+  verification: jsonb('verification').$type<UploadVerification>(),
   expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
   completedAt: timestamp('completed_at', { withTimezone: true }),
   createdAt: createdAt(),

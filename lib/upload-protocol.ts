@@ -33,3 +33,41 @@ export interface UploadTarget {
   partSize: number;
   parts: { partNumber: number; url: string }[];
 }
+
+/**
+ * Progress of the server's sha256 check of an upload. A finalize call (publish, register,
+ * create) returns it while the check is unfinished, because each call hashes a bounded number of
+ * bytes; the client calls again with the same input until it gets the finished result.
+ */
+export interface VerifyingUpload {
+  status: 'verifying';
+  bytesVerified: number;
+  totalBytes: number;
+}
+
+export function isVerifying(result: unknown): result is VerifyingUpload {
+  return typeof result === 'object' && result !== null && (result as { status?: unknown }).status === 'verifying';
+}
+
+// Calls in a row that may verify no bytes (another finalize call of the same upload can win
+// every round) before finalizeUpload gives up.
+const MAX_CALLS_WITHOUT_PROGRESS = 10;
+
+/**
+ * Calls `finalize` until the server has verified every file, reporting progress in between,
+ * and returns the finished result.
+ */
+export async function finalizeUpload<T>(finalize: () => Promise<T>, onProgress?: (bytesVerified: number, totalBytes: number) => void): Promise<Exclude<T, VerifyingUpload>> {
+  let last = -1;
+  let stalled = 0;
+  for (;;) {
+    const result = await finalize();
+    if (!isVerifying(result)) return result as Exclude<T, VerifyingUpload>;
+    onProgress?.(result.bytesVerified, result.totalBytes);
+    stalled = result.bytesVerified > last ? 0 : stalled + 1;
+    last = Math.max(last, result.bytesVerified);
+    if (stalled >= MAX_CALLS_WITHOUT_PROGRESS) {
+      throw new Error(`the upload's verification stayed at ${result.bytesVerified} of ${result.totalBytes} bytes for ${stalled} calls; another client may be finalizing the same upload, so try again later`);
+    }
+  }
+}

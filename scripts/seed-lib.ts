@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { announce, describeFile, describeFolder, putFiles } from '../cli/upload';
 import type { Client } from '../lib/trpc-client';
+import { finalizeUpload } from '../lib/upload-protocol';
 
 export async function ensureUser(client: Client, input: { email: string; password: string; namespace: string }, options: { admin?: boolean } = {}) {
   try {
@@ -19,7 +20,7 @@ export async function registerBaseModelFromFolder(client: Client, dir: string, i
   const files = (await describeFolder(dir)).filter((file) => file.path !== 'manifest.json');
   const begun = await client.baseModels.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
-  return client.baseModels.register.mutate({ uploadId: begun.uploadId, id, displayName, manifest });
+  return finalizeUpload(() => client.baseModels.register.mutate({ uploadId: begun.uploadId, id, displayName, manifest }));
 }
 
 export async function registerTaskFromFile(client: Client, file: string, input: { id: string; displayName: string; description: string; domain: string }) {
@@ -27,14 +28,14 @@ export async function registerTaskFromFile(client: Client, file: string, input: 
   const itemCount = (await fs.readFile(file, 'utf8')).split('\n').filter((line) => line.trim()).length;
   const begun = await client.evals.beginTaskUpload.mutate({ file: announce(described) });
   await putFiles([described], begun.files);
-  return client.evals.registerTask.mutate({ uploadId: begun.uploadId, ...input, itemCount });
+  return finalizeUpload(() => client.evals.registerTask.mutate({ uploadId: begun.uploadId, ...input, itemCount }));
 }
 
 export async function uploadDataset(client: Client, file: string, name: string, baseModelId: string) {
   const described = await describeFile(file, path.basename(file));
   const begun = await client.datasets.beginUpload.mutate({ file: announce(described) });
   await putFiles([described], begun.files);
-  return client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId });
+  return finalizeUpload(() => client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId }));
 }
 
 export const PUBMEDQA_TASK = {

@@ -39,7 +39,11 @@ if [ $# -eq 0 ] || [ "${TEST_PYTEST:-}" = 1 ]; then
   (cd gpu-runner && ../.venv/bin/python -m pytest worker/tests -q)
 fi
 
-if [ "${TEST_SKIP_BUILD:-}" != 1 ] || [ ! -f .next/BUILD_ID ]; then
+if [ "${TEST_SKIP_BUILD:-}" != 1 ] || [ ! -f .next/BUILD_ID ] || [ ! -f .open-next/server-functions/default/index.mjs ]; then
+  # The Lambda bundle first: OpenNext builds the app in its standalone mode into .next, which
+  # the plain build below then replaces for `next start`.
+  echo "==> building the Lambda bundle (OpenNext)"
+  node infra/build-lambda.mjs >"$TEST_DATA/build-lambda.log" 2>&1 || { tail -50 "$TEST_DATA/build-lambda.log"; exit 1; }
   echo "==> building the app"
   npx next build >"$TEST_DATA/build.log" 2>&1 || { tail -50 "$TEST_DATA/build.log"; exit 1; }
 fi

@@ -37,6 +37,11 @@ const schema = z.object({
   // Largest data set version that cleaning, splitting and mixing handle in one request, in bytes.
   // About 2 MiB fits the web tier's default 30 s time limit (see docs/datasets.md).
   DATASET_DERIVE_MAX_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 * 1024),
+  // Budget of one finalize call for the sha256 check of uploaded files: it stops after this many
+  // seconds or bytes, whichever comes first, and the client calls again until the check is done.
+  // Keep the time well under the request timeout (30 s on the Lambda stages).
+  UPLOAD_VERIFY_SECONDS: z.coerce.number().positive().max(600).default(8),
+  UPLOAD_VERIFY_BYTES: z.coerce.number().int().min(64 * 1024).default(512 * 1024 * 1024),
   // A deleted adapter can be restored for this many days; then its files are removed.
   DELETED_ADAPTER_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(30),
   // When set, GET /api/metrics also accepts "Authorization: Bearer <METRICS_TOKEN>" (runner tokens always work).

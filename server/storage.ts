@@ -150,6 +150,15 @@ export async function getObject(key: string): Promise<Buffer> {
   return Buffer.from(await out.Body!.transformToByteArray());
 }
 
+/**
+ * Streams bytes [start, end) of an object; the caller must consume or destroy the stream.
+ * `end` must be greater than `start` (S3 rejects an empty range).
+ */
+export async function getRangeStream(key: string, start: number, end: number): Promise<Readable> {
+  const out = await s3().send(new GetObjectCommand({ Bucket: getEnv().S3_BUCKET, Key: key, Range: `bytes=${start}-${end - 1}` }));
+  return out.Body as Readable;
+}
+
 /** Streams an object through sha256 without holding it in memory. */
 export async function hashObject(key: string): Promise<string> {
   const out = await s3().send(new GetObjectCommand({ Bucket: getEnv().S3_BUCKET, Key: key }));

@@ -4,6 +4,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTRPC, useTRPCClient } from '@/lib/trpc-react';
 import { describeBrowserFile, uploadParts } from '@/lib/upload';
+import { finalizeUpload } from '@/lib/upload-protocol';
 import { estimateEpochSeconds, REFERENCE_PARAMETERS } from '@/server/formats/throughput';
 import { DatasetLineage } from './dataset-lineage';
 
@@ -137,9 +138,13 @@ export function DatasetStep({ baseModelId, parameterCount, maxSeqLength, onChang
       const begun = await client.datasets.beginUpload.mutate({ file: described });
       setProgress(0);
       await uploadParts(chosen, begun.files[0]!, (done, total) => setProgress(total === 0 ? 1 : done / total));
-      setProgress(null);
       const name = chosen.name.replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]/g, '-');
-      const created = await client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId, mapping: chosenMapping, maxSeqLength });
+      // A large file takes several calls while the server checks its sha256; the bar shows that check.
+      const created = await finalizeUpload(
+        () => client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId, mapping: chosenMapping, maxSeqLength }),
+        (done, total) => setProgress(total === 0 ? 1 : done / total),
+      );
+      setProgress(null);
       choose({ id: created.datasetVersionId, report: created.report as Report, lineage: created.lineage }, name);
     } catch (caught) {
       setProgress(null);

@@ -6,6 +6,7 @@ import { Suspense, useEffect, useState } from 'react';
 import { formatBytes } from '@/lib/format';
 import { useTRPC, useTRPCClient } from '@/lib/trpc-react';
 import { describeBrowserFile, uploadParts } from '@/lib/upload';
+import { finalizeUpload } from '@/lib/upload-protocol';
 
 // The two files every PEFT `save_pretrained` folder has; other files are allowed too.
 const REQUIRED = ['adapter_config.json', 'adapter_model.safetensors'];
@@ -58,10 +59,11 @@ function Publish() {
         });
       }
       setStage({ label: 'Checking the adapter against its base model', fraction: 1 });
-      const published = await client.adapters.publish.mutate({
+      // Large files take several calls while the server checks their sha256; each returns its progress.
+      const published = await finalizeUpload(() => client.adapters.publish.mutate({
         uploadId: begun.uploadId, name: form.name, baseModelId: form.baseModelId, description: form.description || undefined,
         domain: form.domain || null, label: form.label || null, changelog: form.changelog || null,
-      });
+      }), (done, totalBytes) => setStage({ label: 'Verifying the uploaded files', fraction: totalBytes === 0 ? 1 : done / totalBytes }));
       if (published.warnings.length > 0) setWarnings(published.warnings);
       router.push(`/${published.namespace}/${published.name}?version=${published.version}`);
     } catch (failure) {

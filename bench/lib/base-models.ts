@@ -11,6 +11,7 @@ import type { ModuleShape } from '../../drizzle/schema';
 import type { TensorInfo } from '../../server/formats/safetensors';
 import { announce, describeFolder, putFiles } from '../../cli/upload';
 import type { Client } from '../../lib/trpc-client';
+import { finalizeUpload } from '../../lib/upload-protocol';
 
 export interface BenchBaseModel {
   id: string;
@@ -166,7 +167,7 @@ export async function registerBenchBaseModel(client: Client, model: BenchBaseMod
   const files = await describeFolder(dir);
   const begun = await client.baseModels.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
-  await client.baseModels.register.mutate({
+  await finalizeUpload(() => client.baseModels.register.mutate({
     uploadId: begun.uploadId,
     id: model.id,
     displayName: model.displayName,
@@ -176,7 +177,7 @@ export async function registerBenchBaseModel(client: Client, model: BenchBaseMod
       parameterCount: model.parameterCount,
       modules: baseModules(model),
     },
-  });
+  }));
 }
 
 /** Hex sha256 of a string or buffer. */

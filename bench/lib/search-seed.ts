@@ -18,6 +18,7 @@ import type pg from 'pg';
 import * as schema from '../../drizzle/schema';
 import { announce, describeFolder, putFiles } from '../../cli/upload';
 import type { Client } from '../../lib/trpc-client';
+import { finalizeUpload } from '../../lib/upload-protocol';
 import type { Db } from '../../server/db';
 import { SCORING_METHOD } from '../../server/services/evaluations';
 import { refreshListing } from '../../server/services/adapters';
@@ -87,10 +88,10 @@ async function publishReferences(options: SeedOptions, ctx: GenerationContext, n
     const files = await describeFolder(dir);
     const begun = await options.admin.adapters.beginUpload.mutate({ files: files.map(announce) });
     await putFiles(files, begun.files);
-    await options.admin.adapters.publish.mutate({
+    await finalizeUpload(() => options.admin.adapters.publish.mutate({
       uploadId: begun.uploadId, name: generated.adapter.name as string, baseModelId: base.id, description: generated.publish.description,
       domain: generated.publish.domain, label: generated.publish.label, changelog: generated.publish.changelog,
-    });
+    }));
     await compareWithApp(options.pool, generated);
     published += 1;
   }

@@ -7,7 +7,7 @@ import path from 'node:path';
  * with the command to run rather than at deploy time.
  */
 
-/** Files of the OpenNext output (`open-next build`, version 4) that the stack reads. */
+/** Files of the OpenNext output (`npm run build:lambda`, @opennextjs/aws 4) that the stack reads. */
 export const OPEN_NEXT_REQUIRED = ['server-functions/default/index.mjs', 'assets', 'cache'] as const;
 
 /** Files of the operations function bundle (`npm run build:ops`) that the stack reads. */

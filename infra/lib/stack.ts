@@ -13,7 +13,7 @@ import { Web } from './web';
 
 export interface MarketplaceStackProps extends StackProps {
   config: StageConfig;
-  // Output folder of `open-next build`.
+  // Output folder of the OpenNext build (`npm run build:lambda`).
   openNextDir: string;
   // Output folder of `npm run build:ops`.
   opsDir: string;
@@ -24,7 +24,7 @@ export class MarketplaceStack extends Stack {
   constructor(scope: Construct, id: string, props: MarketplaceStackProps) {
     super(scope, id, props);
     const { config } = props;
-    checkBuildOutput(props.openNextDir, OPEN_NEXT_REQUIRED, 'npx open-next build');
+    checkBuildOutput(props.openNextDir, OPEN_NEXT_REQUIRED, 'npm run build:lambda');
     checkBuildOutput(props.opsDir, OPS_REQUIRED, 'npm run build:ops');
 
     const appOrigin = `https://${config.domainName}`;
@@ -85,6 +85,9 @@ export class MarketplaceStack extends Stack {
         DATABASE_POOL_MAX: String(config.web.databasePoolMax),
         // The Ops construct applies migrations once per deployment, before the new code starts.
         DATABASE_MIGRATE_ON_START: 'false',
+        // A finalize call hashes uploaded bytes for a quarter of the timeout, leaving the rest for
+        // joining parts, validating the content and publishing it.
+        UPLOAD_VERIFY_SECONDS: String(Math.max(1, Math.floor(config.web.timeoutSeconds / 4))),
       },
     });
     web.serverFunction.node.addDependency(ops.migrations);

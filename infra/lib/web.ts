@@ -18,7 +18,7 @@ const CACHE_PREFIX = '_cache';
 
 export interface WebProps {
   config: StageConfig;
-  // Output folder of `open-next build` (.open-next).
+  // Output folder of the OpenNext build (`npm run build:lambda`, .open-next).
   openNextDir: string;
   // App settings that are not secrets; secrets arrive as *_SECRET_ARN names.
   environment: Record<string, string>;

@@ -29,6 +29,16 @@ export interface DatasetLineage {
 }
 
 /**
+ * Rejects a data set file that createDatasetVersion would reject for its size or type. Called
+ * before the upload too, so a file over the limit is never sent and hashed.
+ */
+export function checkDatasetFile(file: { path: string; size: number }): void {
+  const limit = getEnv().DATASET_MAX_BYTES;
+  if (file.size > limit) throw badRequest(`${file.path} is ${file.size} bytes; data sets are limited to ${limit} bytes here`);
+  if (!fileTypeOf(file.path)) throw badRequest(`${file.path}: only JSONL (.jsonl), CSV (.csv) and TSV (.tsv) files are accepted`);
+}
+
+/**
  * Validates an uploaded JSONL, CSV or TSV file and stores it as the next version of a data set.
  * A CSV or TSV file is stored as the JSONL the worker reads, with the upload in its lineage.
  * Invalid files are stored too, with their report, so the user can read every problem;
@@ -38,10 +48,8 @@ export async function createDatasetVersion(db: Db, input: {
   namespaceId: string; name: string; file: VerifiedFile; baseModelId: string; mapping?: ColumnMapping; maxSeqLength?: number;
 }) {
   if (!DATASET_NAME.test(input.name)) throw badRequest(`data set name ${JSON.stringify(input.name)} is invalid; use 1-96 letters, digits, dot, dash or underscore`);
-  const limit = getEnv().DATASET_MAX_BYTES;
-  if (input.file.size > limit) throw badRequest(`${input.file.path} is ${input.file.size} bytes; data sets are limited to ${limit} bytes here`);
-  const fileType = fileTypeOf(input.file.path);
-  if (!fileType) throw badRequest(`${input.file.path}: only JSONL (.jsonl), CSV (.csv) and TSV (.tsv) files are accepted`);
+  checkDatasetFile(input.file);
+  const fileType = fileTypeOf(input.file.path)!;
   if (fileType === 'jsonl' && input.mapping && Object.keys(input.mapping).length > 0) throw badRequest('a column mapping applies to CSV and TSV files only; JSONL lines name their fields');
 
   const maxSeqLength = input.maxSeqLength ?? DEFAULT_MAX_SEQ_LENGTH;

@@ -1,11 +1,15 @@
 import { and, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { createSHA256, type IHasher } from 'hash-wasm';
 import { z } from 'zod';
-import { blobs, uploadSessions, type SessionFile } from '@/drizzle/schema';
-import { MAX_PART_SIZE, MAX_PARTS, MAX_SINGLE_PUT, MIN_PART_SIZE, partCount, partRange, type UploadTarget } from '@/lib/upload-protocol';
-import type { Db } from '../db';
+import { blobs, uploadSessions, type SessionFile, type UploadVerification } from '@/drizzle/schema';
 import {
-  abortMultipartUpload, blobKey, completeMultipartUpload, createMultipartUpload, deleteObject, hashObject, headObject, listParts,
-  presignPut, presignUploadPart,
+  MAX_PART_SIZE, MAX_PARTS, MAX_SINGLE_PUT, MIN_PART_SIZE, partCount, partRange, type UploadTarget, type VerifyingUpload,
+} from '@/lib/upload-protocol';
+import type { Db } from '../db';
+import { getEnv } from '../env';
+import {
+  abortMultipartUpload, blobKey, completeMultipartUpload, createMultipartUpload, deleteObject, getRangeStream, hashObject, headObject,
+  listParts, presignPut, presignUploadPart,
 } from '../storage';
 import { logger } from '../logger';
 import { badRequest, conflict, notFound } from './errors';
@@ -160,13 +164,140 @@ export async function resumeUpload(db: Db, uploadId: string, userId: string | nu
   return { uploadId, files };
 }
 
+/** Limits of one finalize call's sha256 work: it stops at whichever comes first. */
+export interface VerifyBudget {
+  seconds: number;
+  bytes: number;
+}
+
+function verifyBudget(): VerifyBudget {
+  const env = getEnv();
+  return { seconds: env.UPLOAD_VERIFY_SECONDS, bytes: env.UPLOAD_VERIFY_BYTES };
+}
+
 /**
- * Checks that every announced file is in the store with its size and sha256, records
- * the blobs, and closes the session. Nothing becomes visible unless every file passes.
+ * Checks that every announced file is in the store with its size and sha256 and records the
+ * blobs. Hashing a large file takes longer than one request may run, so each call hashes
+ * within `budget` and returns the progress until every file is verified; the caller (the
+ * client) calls again with the same upload. Nothing becomes visible unless every file passes.
  */
-export async function finishUpload(db: Db, uploadId: string, userId: string | null, purpose: string): Promise<VerifiedFile[]> {
+export async function finishUpload(db: Db, uploadId: string, userId: string | null, purpose: string, budget = verifyBudget()): Promise<VerifiedFile[] | VerifyingUpload> {
   const session = await openSession(db, uploadId, userId, purpose);
+  const progress = await hashSessionFiles(db, session, budget);
+  if (progress) return progress;
+  // Every file now has its blob, so this only looks the blobs up.
   return verifyFiles(db, session.files);
+}
+
+type UploadSession = typeof uploadSessions.$inferSelect;
+
+/** Returns the sha256 values of `files` that have a blob row. */
+async function recordedHashes(db: Db, files: SessionFile[]): Promise<Set<string>> {
+  const hashes = files.map((file) => file.sha256);
+  const rows = hashes.length === 0 ? [] : await db.select({ sha256: blobs.sha256 }).from(blobs).where(inArray(blobs.sha256, hashes));
+  return new Set(rows.map((row) => row.sha256));
+}
+
+/**
+ * Hashes the session's files that have no blob yet, in order, continuing from the state that
+ * an earlier call stored. Records each file whose hash matches. Returns the progress when the
+ * budget ran out first, or null when every file is verified.
+ */
+async function hashSessionFiles(db: Db, session: UploadSession, budget: VerifyBudget): Promise<VerifyingUpload | null> {
+  const deadline = Date.now() + budget.seconds * 1000;
+  let bytesLeft = budget.bytes;
+  const totalBytes = session.files.reduce((sum, file) => sum + file.size, 0);
+  const recorded = await recordedHashes(db, session.files);
+  // The state this call last read or wrote; every write is a compare-and-set against it.
+  let state = session.verification;
+  let bytesVerified = 0;
+
+  for (const file of session.files) {
+    if (recorded.has(file.sha256)) {
+      bytesVerified += file.size;
+      continue;
+    }
+    const resume = state?.path === file.path ? state : null;
+    if (!resume && (bytesLeft <= 0 || Date.now() >= deadline)) return { status: 'verifying', bytesVerified, totalBytes };
+    const key = await checkStoredFile(file);
+
+    // A call that hashed the last bytes stores the digest before recording the blob, so a
+    // call that finds it (the first one ran out of time, or runs concurrently) hashes nothing.
+    let actual = resume?.sha256 ?? null;
+    if (actual === null) {
+      const hasher = await createSHA256();
+      if (resume) hasher.load(Buffer.from(resume.sha256State!, 'base64'));
+      else hasher.init();
+      const start = resume?.offset ?? 0;
+      const offset = start + await hashRange(key, hasher, start, Math.min(file.size, start + bytesLeft), deadline);
+      bytesLeft -= offset - start;
+
+      const round = (state?.round ?? 0) + 1;
+      const finished = offset === file.size;
+      const next: UploadVerification = finished
+        ? { round, path: file.path, offset, sha256State: null, sha256: hasher.digest('hex') }
+        : { round, path: file.path, offset, sha256State: Buffer.from(hasher.save()).toString('base64'), sha256: null };
+      if (!(await saveVerification(db, session.id, state, next))) {
+        // Another finalize call of this upload saved its state first; this call's work is dropped.
+        return progressOf(db, session, totalBytes);
+      }
+      state = next;
+      if (!finished) return { status: 'verifying', bytesVerified: bytesVerified + offset, totalBytes };
+      actual = next.sha256!;
+    }
+
+    if (actual !== file.sha256) {
+      // The object has a key of its own (multipart), so deleting it never touches a good blob.
+      if (file.key) await deleteObject(file.key);
+      throw badRequest(`file ${file.path} has sha256 ${actual} in storage but ${file.sha256} was announced; upload it again`);
+    }
+    await recordBlob(db, file, key);
+    bytesVerified += file.size;
+    logger.info({ uploadId: session.id, path: file.path, size: file.size }, 'uploaded file verified');
+  }
+  return null;
+}
+
+/**
+ * Feeds bytes [start, end) of an object to `hasher`, stopping early once `deadline` (epoch ms)
+ * has passed; returns the number of bytes hashed, at least one chunk's worth when end > start.
+ */
+async function hashRange(key: string, hasher: IHasher, start: number, end: number, deadline: number): Promise<number> {
+  if (end <= start) return 0;
+  const stream = await getRangeStream(key, start, end);
+  let hashed = 0;
+  try {
+    for await (const chunk of stream) {
+      const bytes = chunk as Buffer;
+      if (hashed + bytes.length > end - start) throw new Error(`S3 returned more than the ${end - start} bytes requested from ${key} at offset ${start}`);
+      hasher.update(bytes);
+      hashed += bytes.length;
+      if (Date.now() >= deadline) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (hashed < end - start && Date.now() < deadline) {
+    throw new Error(`S3 returned ${hashed} of the ${end - start} bytes requested from ${key} at offset ${start}`);
+  }
+  return hashed;
+}
+
+/** Writes `next` if the stored state is still `previous` (same round); returns whether it did. */
+async function saveVerification(db: Db, uploadId: string, previous: UploadVerification | null, next: UploadVerification): Promise<boolean> {
+  const unchanged = previous ? sql`(${uploadSessions.verification}->>'round')::int = ${previous.round}` : isNull(uploadSessions.verification);
+  const rows = await db.update(uploadSessions).set({ verification: next }).where(and(eq(uploadSessions.id, uploadId), unchanged)).returning({ id: uploadSessions.id });
+  return rows.length === 1;
+}
+
+/** Returns the progress as stored: files with a blob, plus the hashed bytes of the current file. */
+async function progressOf(db: Db, session: UploadSession, totalBytes: number): Promise<VerifyingUpload> {
+  const [row] = await db.select({ verification: uploadSessions.verification }).from(uploadSessions).where(eq(uploadSessions.id, session.id)).limit(1);
+  const recorded = await recordedHashes(db, session.files);
+  const done = session.files.filter((file) => recorded.has(file.sha256)).reduce((sum, file) => sum + file.size, 0);
+  const current = session.files.find((file) => file.path === row?.verification?.path);
+  const partial = current && !recorded.has(current.sha256) ? row!.verification!.offset : 0;
+  return { status: 'verifying', bytesVerified: done + partial, totalBytes };
 }
 
 /**
@@ -176,7 +307,11 @@ export async function finishUpload(db: Db, uploadId: string, userId: string | nu
 async function completeParts(file: SessionFile): Promise<void> {
   if (await headObject(file.key!) === file.size) return; // completed by an earlier finalize
   const uploaded = await listParts(file.key!, file.multipartId!);
-  if (uploaded === null) throw badRequest(`the multipart upload of ${file.path} no longer exists; begin a new upload`);
+  if (uploaded === null) {
+    // A concurrent finalize call of the same upload may have joined the parts since the HEAD.
+    if (await headObject(file.key!) === file.size) return;
+    throw badRequest(`the multipart upload of ${file.path} no longer exists; begin a new upload`);
+  }
   const byNumber = new Map(uploaded.map((part) => [part.partNumber, part]));
   const joined = [];
   for (const [i, sha256] of file.parts!.entries()) {
@@ -188,10 +323,40 @@ async function completeParts(file: SessionFile): Promise<void> {
     if (part.sha256 !== null && part.sha256 !== sha256) throw badRequest(`file ${file.path}: part ${partNumber} has sha256 ${part.sha256} in storage but ${sha256} was announced; resume the upload`);
     joined.push({ partNumber, etag: part.etag, sha256 });
   }
-  await completeMultipartUpload(file.key!, file.multipartId!, joined);
+  try {
+    await completeMultipartUpload(file.key!, file.multipartId!, joined);
+  } catch (error) {
+    if (await headObject(file.key!) === file.size) return;
+    throw error;
+  }
 }
 
-/** Checks each file is in the store with the announced size and sha256, and records its blob. */
+/** Joins a multipart file if needed and checks that its object has the announced size; returns its key. */
+async function checkStoredFile(file: SessionFile): Promise<string> {
+  if (file.multipartId) await completeParts(file);
+  const key = file.key ?? blobKey(file.sha256);
+  const size = await headObject(key);
+  if (size === null) throw badRequest(`file ${file.path} was not uploaded; PUT it to its presigned URL, then finalize again`);
+  if (size !== file.size) throw badRequest(`file ${file.path} has ${size} bytes in storage but ${file.size} were announced; upload it again`);
+  return key;
+}
+
+/** Records a verified object as the blob of its sha256; returns the key of the copy that is kept. */
+async function recordBlob(db: Db, file: SessionFile, key: string): Promise<string> {
+  const [recorded] = await db.insert(blobs).values({ sha256: file.sha256, size: file.size, s3Key: key }).onConflictDoNothing().returning({ s3Key: blobs.s3Key });
+  if (recorded) return key;
+  // Another upload of the same content finished first; keep its copy. The key is compared
+  // because a concurrent call for this same upload may have recorded this very object.
+  const kept = await blobObjectKey(db, file.sha256);
+  if (file.key && kept !== file.key) await deleteObject(file.key);
+  return kept;
+}
+
+/**
+ * Checks each file is in the store with the announced size and sha256, and records its blob.
+ * It hashes every file without a blob in full, in this call: runner outputs use it, and
+ * finishUpload only after hashSessionFiles has recorded every file.
+ */
 export async function verifyFiles(db: Db, files: SessionFile[]): Promise<VerifiedFile[]> {
   const verified: VerifiedFile[] = [];
   for (const file of files) {
@@ -201,12 +366,7 @@ export async function verifyFiles(db: Db, files: SessionFile[]): Promise<Verifie
       continue;
     }
 
-    if (file.multipartId) await completeParts(file);
-    const key = file.key ?? blobKey(file.sha256);
-    const size = await headObject(key);
-    if (size === null) throw badRequest(`file ${file.path} was not uploaded; PUT it to its presigned URL, then finalize again`);
-    if (size !== file.size) throw badRequest(`file ${file.path} has ${size} bytes in storage but ${file.size} were announced; upload it again`);
-
+    const key = await checkStoredFile(file);
     // Parts carry their own checksums, and a single PUT is signed with the file's, but the
     // whole file's sha256 is what other uploads trust when they skip this content: hash once.
     const actual = await hashObject(key);
@@ -214,14 +374,7 @@ export async function verifyFiles(db: Db, files: SessionFile[]): Promise<Verifie
       if (file.key) await deleteObject(file.key);
       throw badRequest(`file ${file.path} has sha256 ${actual} in storage but ${file.sha256} was announced; upload it again`);
     }
-    const [recorded] = await db.insert(blobs).values({ sha256: file.sha256, size: file.size, s3Key: key }).onConflictDoNothing().returning({ s3Key: blobs.s3Key });
-    if (!recorded) {
-      // Another upload of the same content finished first; keep its copy.
-      if (file.key) await deleteObject(file.key);
-      verified.push({ path: file.path, size: file.size, sha256: file.sha256, s3Key: await blobObjectKey(db, file.sha256) });
-      continue;
-    }
-    verified.push({ path: file.path, size: file.size, sha256: file.sha256, s3Key: key });
+    verified.push({ path: file.path, size: file.size, sha256: file.sha256, s3Key: await recordBlob(db, file, key) });
   }
   return verified;
 }

@@ -124,6 +124,8 @@ describe('CDK stack', () => {
     expect(variables.NEXTAUTH_URL).toBe('https://dev.adapters.example.com');
     expect(variables.DATABASE_MIGRATE_ON_START).toBe('false');
     expect(variables.DATABASE_POOL_MAX).toBe(String(dev.web.databasePoolMax));
+    expect(Number(variables.UPLOAD_VERIFY_SECONDS)).toBeGreaterThanOrEqual(1);
+    expect(Number(variables.UPLOAD_VERIFY_SECONDS)).toBeLessThanOrEqual(dev.web.timeoutSeconds / 4);
     expect(variables.S3_ENDPOINT).toBe('https://s3.us-east-1.amazonaws.com');
     // The function uses its IAM role for S3, so no static keys are configured.
     expect(variables.S3_ACCESS_KEY_ID).toBeUndefined();
@@ -246,7 +248,7 @@ describe('CDK stack', () => {
   });
 
   it('missing build output names the build command', () => {
-    expect(() => synth(dev, { openNextDir: path.join(os.tmpdir(), 'no-such-open-next-output') })).toThrow(/npx open-next build/);
+    expect(() => synth(dev, { openNextDir: path.join(os.tmpdir(), 'no-such-open-next-output') })).toThrow(/run `npm run build:lambda` first/);
     expect(() => synth(dev, { opsDir: path.join(os.tmpdir(), 'no-such-ops-output') })).toThrow(/npm run build:ops/);
   });
 });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { announce, describeFolder, putFiles } from '../../cli/upload';
+import { finalizeUpload } from '../../lib/upload-protocol';
 import { TINY_BASE_ID } from '../setup/env';
 import { newUser, tinyManifest, writeAdapterFolder } from '../setup/helpers';
 
@@ -17,7 +18,7 @@ async function publish(client: User['client'], dir: string, name: string) {
   const files = await describeFolder(dir);
   const begun = await client.adapters.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
-  return client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID });
+  return finalizeUpload(() => client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID }));
 }
 
 const WEIGHTS = 'adapter_model.safetensors';

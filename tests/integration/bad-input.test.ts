@@ -6,6 +6,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { blobKey, headObject } from '../../server/storage';
 import { announce, describeFolder, putFiles } from '../../cli/upload';
+import { finalizeUpload } from '../../lib/upload-protocol';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { testEnv, TINY_BASE_ID } from '../setup/env';
@@ -15,7 +16,7 @@ async function publish(client: Awaited<ReturnType<typeof newUser>>['client'], di
   const files = await describeFolder(dir);
   const begun = await client.adapters.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
-  return client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID });
+  return finalizeUpload(() => client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID }));
 }
 
 describe('bad input', () => {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { announce, describeFile, putFiles } from '../../cli/upload';
 import type { Client } from '../../lib/trpc-client';
+import { finalizeUpload } from '../../lib/upload-protocol';
 import { TINY_BASE_ID } from '../setup/env';
 import { newUser, runCli, startRunner, tinyHyperparameters, waitForJob } from '../setup/helpers';
 
@@ -16,7 +17,7 @@ async function upload(client: Client, fixture: string, name: string, extra: { ma
   const described = await describeFile(file, fixture);
   const begun = await client.datasets.beginUpload.mutate({ file: announce(described) });
   await putFiles([described], begun.files);
-  return client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID, ...extra });
+  return finalizeUpload(() => client.datasets.create.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID, ...extra }));
 }
 
 describe('data sets', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { announce, describeFolder, putFiles } from '../../cli/upload';
-import { MIN_PART_SIZE, partRange } from '../../lib/upload-protocol';
+import { finalizeUpload, MIN_PART_SIZE, partRange } from '../../lib/upload-protocol';
 import type { Client } from '../../lib/trpc-client';
 import { appUrl, testEnv, TINY_BASE_ID } from '../setup/env';
 import { newUser, runCli, writeAdapterFolder } from '../setup/helpers';
@@ -15,7 +15,7 @@ async function publishFolder(client: Client, dir: string, name: string, extra: {
   const files = await describeFolder(dir);
   const begun = await client.adapters.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
-  return client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID, ...extra });
+  return finalizeUpload(() => client.adapters.publish.mutate({ uploadId: begun.uploadId, name, baseModelId: TINY_BASE_ID, ...extra }));
 }
 
 async function sql<T = Record<string, unknown>>(text: string, values: unknown[] = []): Promise<T[]> {
@@ -63,7 +63,7 @@ describe('multipart uploads', () => {
     expect(resumed.files.filter((f) => f.path !== big.path).every((f) => f.done)).toBe(true);
     await putFiles([big], [again]);
 
-    const published = await user.client.adapters.publish.mutate({ uploadId: begun.uploadId, name: 'big-notes', baseModelId: TINY_BASE_ID });
+    const published = await finalizeUpload(() => user.client.adapters.publish.mutate({ uploadId: begun.uploadId, name: 'big-notes', baseModelId: TINY_BASE_ID }));
     expect(published.version).toBe(1);
     const download = await user.client.adapters.downloadUrl.mutate({ namespace: user.namespace, name: 'big-notes', path: 'training_notes.txt' });
     const bytes = Buffer.from(await (await fetch(download.url)).arrayBuffer());

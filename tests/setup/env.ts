@@ -11,6 +11,10 @@ export const testEnv = {
 
 export const appUrl = `http://127.0.0.1:${testEnv.APP_PORT}`;
 
+// Bytes the test app hashes per finalize call (UPLOAD_VERIFY_BYTES). Small, so that files of a
+// few MiB already take several calls, as files of gigabytes do with the default budget.
+export const TEST_VERIFY_BYTES = 4 * 1024 * 1024;
+
 /** Returns the settings every test app process needs: the test database, S3 and auth secret. */
 export function appSettings(url: string): Record<string, string> {
   return {

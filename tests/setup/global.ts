@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createClient } from '../../lib/trpc-client';
 import { writeDemoData, toJsonl, pubmedqaSplits } from '../../scripts/demo-data';
 import { ensureUser, PUBMEDQA_TASK, registerBaseModelFromFolder, registerTaskFromFile } from '../../scripts/seed-lib';
-import { ADMIN, APP_LOG, APP_USER, appSettings, appUrl, testEnv, TINY_BASE_ID, writeErrors } from './env';
+import { ADMIN, APP_LOG, APP_USER, appSettings, appUrl, TEST_VERIFY_BYTES, testEnv, TINY_BASE_ID, writeErrors } from './env';
 
 let app: ChildProcess | undefined;
 
@@ -50,6 +50,7 @@ export default async function setup() {
       ...appSettings(appUrl),
       // Short leases, so a killed runner loses its job within seconds in the crash test.
       JOB_LEASE_SECONDS: '6',
+      UPLOAD_VERIFY_BYTES: String(TEST_VERIFY_BYTES),
       LOG_LEVEL: 'info',
     },
     stdio: ['ignore', logFile.fd, logFile.fd],

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { closeUpload, finishUpload, beginUpload, rejectPickles, uploadFile } from '../../services/uploads';
+import { isVerifying } from '@/lib/upload-protocol';
 import {
   deleteAdapter, deprecateAdapter, downloadFile, getAdapterPage, purgeDeletedAdapters, publishAdapterVersion, renameAdapter, restoreAdapter, setLike, yankVersion,
 } from '../../services/adapters';
@@ -37,7 +38,10 @@ export const adaptersRouter = router({
       return beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'adapter', files: input.files });
     }),
 
-  /** Step 2: verify every uploaded file and the adapter itself, then publish the next version. */
+  /**
+   * Step 2: verify every uploaded file and the adapter itself, then publish the next version.
+   * Returns `{ status: 'verifying', … }` while the files' sha256 check is unfinished; call again.
+   */
   publish: userProcedure('write')
     .input(z.object({
       uploadId: z.string().uuid(),
@@ -50,6 +54,7 @@ export const adaptersRouter = router({
     }))
     .mutation(async ({ ctx, input }) => {
       const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'adapter');
+      if (isVerifying(files)) return files;
       const published = await publishAdapterVersion(ctx.db, {
         namespaceId: ctx.user.namespaceId, name: input.name, baseModelId: input.baseModelId, files,
         description: input.description, domain: input.domain, publishedBy: ctx.user.id, label: input.label, changelog: input.changelog,

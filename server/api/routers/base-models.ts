@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { baseModelManifest, listBaseModels, registerBaseModel } from '../../services/base-models';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
+import { isVerifying } from '@/lib/upload-protocol';
 import { adminProcedure, publicProcedure, router } from '../trpc';
 
 export const baseModelsRouter = router({
@@ -14,6 +15,7 @@ export const baseModelsRouter = router({
     .input(z.object({ uploadId: z.string().uuid(), id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,99}$/), displayName: z.string().min(1).max(200), manifest: baseModelManifest }))
     .mutation(async ({ ctx, input }) => {
       const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'base-model');
+      if (isVerifying(files)) return files;
       const registered = await registerBaseModel(ctx.db, { id: input.id, displayName: input.displayName, manifest: input.manifest, files });
       await closeUpload(ctx.db, input.uploadId);
       return registered;

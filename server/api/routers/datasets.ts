@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { MAX_MIX_RATIO } from '../../formats/dataset-mix';
 import { HARDWARE_CLASSES } from '../../formats/throughput';
-import { createDatasetVersion, deriveDatasetVersion, GENERAL_SET, getDatasetVersion, listDatasets } from '../../services/datasets';
+import { checkDatasetFile, createDatasetVersion, deriveDatasetVersion, GENERAL_SET, getDatasetVersion, listDatasets } from '../../services/datasets';
 import { notFound } from '../../services/errors';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
+import { isVerifying } from '@/lib/upload-protocol';
 import { publicProcedure, router, userProcedure } from '../trpc';
 
 const columnName = z.string().min(1).max(200).optional();
@@ -24,10 +25,14 @@ export const cleaningOptions = z.object({
 export const datasetsRouter = router({
   beginUpload: userProcedure('fine-tune')
     .input(z.object({ file: uploadFile }))
-    .mutation(({ ctx, input }) => beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'dataset', files: [input.file] })),
+    .mutation(({ ctx, input }) => {
+      checkDatasetFile(input.file);
+      return beginUpload(ctx.db, { userId: ctx.user.id, purpose: 'dataset', files: [input.file] });
+    }),
 
   /**
-   * Verifies the upload and validates it against the base model's tokenizer; returns the report.
+   * Verifies the upload and validates it against the base model's tokenizer; returns the report,
+   * or `{ status: 'verifying', … }` while the file's sha256 check is unfinished (call again).
    * CSV and TSV files need `mapping`: the header names of the prompt and completion columns
    * (and optionally a system column), or of a text column.
    */
@@ -38,7 +43,9 @@ export const datasetsRouter = router({
       maxSeqLength: maxSeqLength.optional(),
     }))
     .mutation(async ({ ctx, input }) => {
-      const [file] = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'dataset');
+      const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'dataset');
+      if (isVerifying(files)) return files;
+      const [file] = files;
       const created = await createDatasetVersion(ctx.db, {
         namespaceId: ctx.user.namespaceId, name: input.name, file: file!, baseModelId: input.baseModelId, mapping: input.mapping, maxSeqLength: input.maxSeqLength,
       });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { findAdapter, getAdapterPage } from '../../services/adapters';
 import { createEvaluationJob, leaderboard, listTasks, registerTask } from '../../services/evaluations';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
+import { isVerifying } from '@/lib/upload-protocol';
 import { adminProcedure, publicProcedure, router, userProcedure } from '../trpc';
 
 export const evalsRouter = router({
@@ -30,7 +31,9 @@ export const evalsRouter = router({
       description: z.string().max(4000), domain: z.string().min(1).max(50), itemCount: z.number().int().positive(),
     }))
     .mutation(async ({ ctx, input }) => {
-      const [file] = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'benchmark');
+      const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'benchmark');
+      if (isVerifying(files)) return files;
+      const [file] = files;
       const task = await registerTask(ctx.db, { ...input, file: file! });
       await closeUpload(ctx.db, input.uploadId);
       return task;
