@@ -117,6 +117,12 @@ class FinetuneSummary(_StrictModel):
     totalParameters: NonNegativeInt
     examples: NonNegativeInt
     trainTokens: NonNegativeInt
+    # Fields below were added later; a summary without them is still valid.
+    validationExamples: NonNegativeInt = 0
+    validationLoss: NonNegativeFloat | None = None
+    truncatedExamples: NonNegativeInt = 0
+    droppedExamples: NonNegativeInt = 0
+    stoppedEarly: bool = False
 
 
 class EvaluationResult(_StrictModel):
