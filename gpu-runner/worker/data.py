@@ -172,7 +172,11 @@ def tokenize_conversation(tokenizer: Any, conversation: Conversation, max_seq_le
     try:
         text, spans = render_with_assistant_spans(tokenizer, conversation.messages)
         last_assistant = max(index for index, message in enumerate(conversation.messages) if message["role"] == "assistant")
-        completion_start = len(tokenizer.apply_chat_template(conversation.messages[:last_assistant], tokenize=False))
+        completion_start = (
+            len(tokenizer.apply_chat_template(conversation.messages[:last_assistant], tokenize=False))
+            if last_assistant > 0
+            else 0
+        )
         head_end = _prompt_head_end(tokenizer, conversation.messages, text)
     except TemplateError as error:
         raise DataError(f"line {conversation.line_number}: the chat template rejected the messages: {error}") from error

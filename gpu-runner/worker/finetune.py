@@ -371,6 +371,16 @@ def validation_loss(model: Any, rows: list[TrainingRow], batch_size: int, pad_to
     return loss_total / labelled
 
 
+def record_validation_loss(state: TrainingState, loss: float) -> None:
+    """Count evaluations since the best validation loss; only a strictly lower loss is a new best."""
+    state.validation_losses.append(loss)
+    if state.best_validation_loss is None or loss < state.best_validation_loss:
+        state.best_validation_loss = loss
+        state.evaluations_without_improvement = 0
+    else:
+        state.evaluations_without_improvement += 1
+
+
 def _make_optimizer(parameters: list[torch.nn.Parameter], learning_rate: float) -> torch.optim.Optimizer:
     """Return AdamW, fused into one kernel per step where torch offers it (CUDA, and CPU since torch 2.4)."""
     try:
@@ -467,13 +477,8 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
 
     def evaluate_validation() -> None:
         loss = validation_loss(model, validation_rows, hyperparameters.batchSize, pad_token_id, device)
-        state.validation_losses.append(loss)
         events.emit(MetricEvent(name="validationLoss", value=loss))
-        if state.best_validation_loss is None or loss < state.best_validation_loss:
-            state.best_validation_loss = loss
-            state.evaluations_without_improvement = 0
-        else:
-            state.evaluations_without_improvement += 1
+        record_validation_loss(state, loss)
 
     for epoch in range(plan.epochs_to_run):
         # Every epoch draws its order from the seeded generator, so a resumed run replays the same order.

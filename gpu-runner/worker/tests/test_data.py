@@ -77,24 +77,19 @@ def test_prompt_completion_renders_user_and_assistant(tiny_tokenizer: Any, tmp_p
     assert [tiny_tokenizer.decode(run) for run in runs] == ["Blue.<|im_end|>"]
 
 
-def test_truncation_keeps_prefix(tiny_tokenizer: Any) -> None:
-    full = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=512)
-    cut = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=len(full.input_ids) - 3)
-
-    assert cut.input_ids == full.input_ids[: len(full.input_ids) - 3]
-    assert cut.labels == full.labels[: len(full.labels) - 3]
-
-
-def test_example_without_assistant_tokens_dropped(tiny_tokenizer: Any) -> None:
+def test_example_dropped_only_when_answer_too_long(tiny_tokenizer: Any) -> None:
     long_prompt = Conversation(1, [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok"}])
-    short = Conversation(2, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    long_answer = Conversation(2, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 200}])
+    short = Conversation(3, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
 
-    examples, dropped = tokenize_dataset(tiny_tokenizer, [long_prompt, short], max_seq_length=64)
+    tokenized = tokenize_dataset(tiny_tokenizer, [long_prompt, long_answer, short], max_seq_length=64)
 
-    assert dropped == [1]
-    assert [example.line_number for example in examples] == [2]
+    assert tokenized.dropped_lines == [2]
+    assert tokenized.truncated_lines == [1]
+    assert [example.line_number for example in tokenized.examples] == [1, 3]
+    assert len(tokenized.examples[0].input_ids) == 64
     with pytest.raises(DataError, match="maxSeqLength=64"):
-        tokenize_dataset(tiny_tokenizer, [long_prompt], max_seq_length=64)
+        tokenize_dataset(tiny_tokenizer, [long_answer], max_seq_length=64)
 
 
 def test_collate_pads_right_and_masks_padding(tiny_tokenizer: Any) -> None:
@@ -102,7 +97,7 @@ def test_collate_pads_right_and_masks_padding(tiny_tokenizer: Any) -> None:
         Conversation(1, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]),
         Conversation(2, MULTI_TURN),
     ]
-    examples, _ = tokenize_dataset(tiny_tokenizer, conversations, max_seq_length=512)
+    examples = tokenize_dataset(tiny_tokenizer, conversations, max_seq_length=512).examples
     pad = tiny_tokenizer.pad_token_id
 
     batch = collate(examples, pad_token_id=pad)
