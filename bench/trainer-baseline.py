@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
 import time
@@ -33,7 +34,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from worker.data import IGNORE_INDEX, read_conversations, tokenize_dataset  # noqa: E402
-from worker.finetune import split_validation  # noqa: E402
+from worker.finetune import TrainingPlan, split_validation  # noqa: E402
 from worker.spec import load_spec  # noqa: E402
 
 
@@ -60,6 +61,7 @@ def main() -> None:
         r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout, target_modules=options.targetModules, task_type="CAUSAL_LM"
     )
     model = get_peft_model(model, config)
+    plan = TrainingPlan(len(training), options.batchSize, options.gradientAccumulation, options.epochs, options.maxSteps)
     training_arguments = TrainingArguments(
         output_dir=str(Path(job.workDir) / "baseline"),
         per_device_train_batch_size=options.batchSize,
@@ -67,7 +69,8 @@ def main() -> None:
         num_train_epochs=options.epochs,
         learning_rate=options.learningRate,
         lr_scheduler_type=options.lrScheduler,
-        warmup_ratio=options.warmupRatio,
+        # The worker's warmup: ceil(warmupRatio × steps). transformers 5 has no warmup_ratio argument.
+        warmup_steps=math.ceil(options.warmupRatio * plan.total_steps),
         # torch.optim.AdamW's default, which the worker uses.
         weight_decay=0.01,
         max_grad_norm=1.0,
