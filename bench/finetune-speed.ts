@@ -6,7 +6,7 @@
  * hits both. Each process reports its own peak resident memory.
  *
  *   bash scripts/prepare-base-model.sh   (once)
- *   npx tsx bench/finetune-speed.ts [--examples 48] [--max-seq 512] [--batch 4] [--rounds 2]
+ *   nice -n 10 npx tsx bench/finetune-speed.ts [--examples 48] [--max-seq 512] [--batch 4] [--rounds 2]
  *
  * Tokens per second is non-padding training tokens over the wall time of the training loop:
  * for the worker from its first-step log event to its last progress event, for the baseline
@@ -48,8 +48,8 @@ interface SideResult {
 }
 
 function run(command: string, args: string[], cwd: string): string {
-  // The same niceness for both sides, so neither gets more of a shared CPU.
-  const result = spawnSync('nice', ['-n', '10', command, ...args], { cwd, encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1', PYTHONUNBUFFERED: '1' }, maxBuffer: 64 * 1024 * 1024 });
+  // Both sides inherit this process's niceness, so neither gets more of a shared CPU.
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1', PYTHONUNBUFFERED: '1' }, maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${result.status}: ${result.stderr.slice(-3000)}`);
   return result.stdout;
 }
