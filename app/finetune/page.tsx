@@ -6,6 +6,11 @@ import { useEffect, useState } from 'react';
 import { useTRPC } from '@/lib/trpc-react';
 import { DatasetStep, type ChosenDataset } from './dataset-step';
 
+// Linear layers of a Llama-style decoder block; LoRA never targets lm_head.
+const BLOCK_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+const optionalNumber = (value: string | number) => (value === '' ? null : Number(value));
+
 export default function FinetunePage() {
   const trpc = useTRPC();
   const router = useRouter();
@@ -16,7 +21,15 @@ export default function FinetunePage() {
   const [baseModelId, setBaseModelId] = useState('');
   const [dataset, setDataset] = useState<ChosenDataset | null>(null);
   const [preset, setPreset] = useState('standard');
-  const [form, setForm] = useState({ adapterName: '', domain: 'medical', rank: 16, alpha: 32, epochs: 1, learningRate: 0.0002, batchSize: 4, maxSeqLength: 512, maxSteps: '', evalLimit: '' });
+  const [form, setForm] = useState({
+    adapterName: '', domain: 'medical', rank: 16, alpha: 32, dropout: 0.05, epochs: 1, learningRate: 0.0002, warmupRatio: 0.03, batchSize: 4,
+    gradientAccumulation: 1, maxSeqLength: 512, seed: 42, maxSteps: '', evalLimit: '', validationFraction: 0, evalEverySteps: '',
+    earlyStoppingPatience: '', checkpointEverySteps: '', initialRank: 24, targetRank: 8, tinit: 10, tfinal: 10, deltaT: 5,
+  });
+  const [choices, setChoices] = useState({
+    allLinear: true, targetModules: [...BLOCK_MODULES] as string[], useRslora: false, useDora: false, adalora: false, packing: false,
+    lrScheduler: 'linear' as 'linear' | 'cosine' | 'constant', quantization: 'none' as 'none' | '4bit', precision: 'auto' as 'auto' | 'bf16' | 'fp32',
+  });
   const create = useMutation(trpc.finetune.create.mutationOptions({ onSuccess: ({ jobId }) => router.push(`/jobs/${jobId}`) }));
 
   useEffect(() => {
@@ -28,7 +41,7 @@ export default function FinetunePage() {
   const choosePreset = (key: string) => {
     setPreset(key);
     const chosen = presets.data?.[key as keyof typeof presets.data];
-    if (chosen) setForm((f) => ({ ...f, rank: chosen.rank, alpha: chosen.alpha }));
+    if (chosen) setForm((f) => ({ ...f, rank: chosen.rank, alpha: chosen.alpha, initialRank: Math.round(chosen.rank * 1.5), targetRank: chosen.rank }));
   };
 
   const numberField = (key: keyof typeof form, label: string, step = 'any') => (
@@ -58,33 +71,88 @@ export default function FinetunePage() {
       {dataset?.report.valid && (
         <div className="card">
           <h2>2. Training options</h2>
-          <div className="row">
-            {presets.data && Object.entries(presets.data).map(([key, p]) => (
-              <label key={key} title={p.description}><input type="radio" name="preset" checked={preset === key} onChange={() => choosePreset(key)} /> {p.label}</label>
-            ))}
-          </div>
-          <p className="muted">{presets.data?.[preset as keyof typeof presets.data]?.description} LoRA is applied to every linear layer.</p>
+          <p className="muted">Presets by task difficulty set rank and alpha (twice the rank); every value below can be edited.</p>
+          {presets.data && Object.entries(presets.data).map(([key, p]) => (
+            <div key={key}>
+              <label><input type="radio" name="preset" checked={preset === key} onChange={() => choosePreset(key)} /> {p.label}</label>{' '}
+              <span className="muted">{p.description}</span>
+            </div>
+          ))}
           <div className="row">
             <label>Adapter name<br /><input aria-label="Adapter name" value={form.adapterName} onChange={(e) => setForm({ ...form, adapterName: e.target.value })} /></label>
             <label>Domain<br /><select value={form.domain} onChange={(e) => setForm({ ...form, domain: e.target.value })}>
               {['medical', 'finance', 'industry', 'general'].map((d) => <option key={d}>{d}</option>)}</select></label>
+          </div>
+          <h3>LoRA</h3>
+          <div className="row">
             {numberField('rank', 'Rank', '1')}
             {numberField('alpha', 'Alpha')}
-            {numberField('epochs', 'Epochs')}
+            {numberField('dropout', 'Dropout')}
+            <label><input type="checkbox" checked={choices.useRslora} onChange={(e) => setChoices({ ...choices, useRslora: e.target.checked })} /> rsLoRA (scale by alpha/√rank)</label>
+            <label><input type="checkbox" checked={choices.useDora} disabled={choices.adalora} onChange={(e) => setChoices({ ...choices, useDora: e.target.checked })} /> DoRA</label>
+            <label><input type="checkbox" checked={choices.adalora} onChange={(e) => setChoices({ ...choices, adalora: e.target.checked, useDora: false })} /> AdaLoRA (prunes ranks during training)</label>
+          </div>
+          {choices.adalora && (
+            <div className="row">
+              {numberField('initialRank', 'Initial rank', '1')}
+              {numberField('targetRank', 'Target rank', '1')}
+              {numberField('tinit', 'Steps before pruning (tinit)', '1')}
+              {numberField('tfinal', 'Final steps with fixed ranks (tfinal)', '1')}
+              {numberField('deltaT', 'Steps between reallocations (deltaT)', '1')}
+            </div>
+          )}
+          <p>
+            <label><input type="radio" name="targets" checked={choices.allLinear} onChange={() => setChoices({ ...choices, allLinear: true })} /> All linear layers of the decoder blocks (attention and MLP)</label>{' '}
+            <label><input type="radio" name="targets" checked={!choices.allLinear} onChange={() => setChoices({ ...choices, allLinear: false })} /> Only these:</label>{' '}
+            {BLOCK_MODULES.map((name) => (
+              <label key={name}><input type="checkbox" disabled={choices.allLinear} checked={choices.targetModules.includes(name)}
+                onChange={(e) => setChoices({ ...choices, targetModules: e.target.checked ? [...choices.targetModules, name] : choices.targetModules.filter((m) => m !== name) })} /> {name} </label>
+            ))}
+          </p>
+          <h3>Training</h3>
+          <div className="row">
             {numberField('learningRate', 'Learning rate')}
+            <label>Schedule<br /><select aria-label="Learning rate schedule" value={choices.lrScheduler} onChange={(e) => setChoices({ ...choices, lrScheduler: e.target.value as typeof choices.lrScheduler })}>
+              <option value="linear">linear decay</option><option value="cosine">cosine</option><option value="constant">constant</option></select></label>
+            {numberField('warmupRatio', 'Warmup (share of steps)')}
+            {numberField('epochs', 'Epochs')}
             {numberField('batchSize', 'Batch size', '1')}
+            {numberField('gradientAccumulation', 'Gradient accumulation', '1')}
             {numberField('maxSeqLength', 'Max sequence length (tokens)', '1')}
+            <label><input type="checkbox" checked={choices.packing} onChange={(e) => setChoices({ ...choices, packing: e.target.checked })} /> Sequence packing</label>
+            {numberField('seed', 'Seed', '1')}
             {numberField('maxSteps', 'Max steps (optional)', '1')}
+          </div>
+          <div className="row">
+            {numberField('validationFraction', 'Validation share (0 to 0.5)')}
+            {numberField('evalEverySteps', 'Validation every N steps', '1')}
+            {numberField('earlyStoppingPatience', 'Early stopping patience (evaluations)', '1')}
+            {numberField('checkpointEverySteps', 'Checkpoint every N steps', '1')}
             {numberField('evalLimit', 'Evaluation items (empty: all)', '1')}
+          </div>
+          <div className="row">
+            <label>Base weights<br /><select aria-label="Quantization" value={choices.quantization} onChange={(e) => setChoices({ ...choices, quantization: e.target.value as typeof choices.quantization })}>
+              <option value="none">full precision</option><option value="4bit">4-bit QLoRA (CUDA runner with bitsandbytes)</option></select></label>
+            <label>Precision<br /><select aria-label="Precision" value={choices.precision} onChange={(e) => setChoices({ ...choices, precision: e.target.value as typeof choices.precision })}>
+              <option value="auto">auto (bf16 where the GPU supports it)</option><option value="bf16">bf16 (CUDA runner only)</option><option value="fp32">fp32</option></select></label>
           </div>
           <p>
             <button disabled={create.isPending} onClick={() => create.mutate({
               datasetVersionId: dataset.id, baseModelId, adapterName: form.adapterName, domain: form.domain, description: `LoRA fine-tune on ${form.adapterName}`,
-              evalLimit: form.evalLimit ? Number(form.evalLimit) : null,
+              evalLimit: optionalNumber(form.evalLimit),
               hyperparameters: {
-                rank: Number(form.rank), alpha: Number(form.alpha), epochs: Number(form.epochs), learningRate: Number(form.learningRate),
-                batchSize: Number(form.batchSize), maxSeqLength: Number(form.maxSeqLength), maxSteps: form.maxSteps ? Number(form.maxSteps) : null,
-                dropout: 0.05, targetModules: 'all-linear', gradientAccumulation: 1, warmupRatio: 0.03, seed: 42,
+                rank: Number(form.rank), alpha: Number(form.alpha), dropout: Number(form.dropout),
+                targetModules: choices.allLinear ? 'all-linear' : choices.targetModules,
+                useRslora: choices.useRslora, useDora: choices.useDora,
+                adalora: choices.adalora
+                  ? { initialRank: Number(form.initialRank), targetRank: Number(form.targetRank), tinit: Number(form.tinit), tfinal: Number(form.tfinal), deltaT: Number(form.deltaT) }
+                  : null,
+                learningRate: Number(form.learningRate), lrScheduler: choices.lrScheduler, warmupRatio: Number(form.warmupRatio), epochs: Number(form.epochs),
+                batchSize: Number(form.batchSize), gradientAccumulation: Number(form.gradientAccumulation), maxSeqLength: Number(form.maxSeqLength),
+                packing: choices.packing, seed: Number(form.seed), maxSteps: optionalNumber(form.maxSteps),
+                validationFraction: Number(form.validationFraction), evalEverySteps: optionalNumber(form.evalEverySteps),
+                earlyStoppingPatience: optionalNumber(form.earlyStoppingPatience), checkpointEverySteps: optionalNumber(form.checkpointEverySteps),
+                quantization: choices.quantization, precision: choices.precision,
               },
             })}>Start fine-tune</button>
           </p>

@@ -38,6 +38,8 @@ ARCHITECTURE_KEYS = (
     "num_key_value_heads",
     "vocab_size",
     "intermediate_size",
+    # The context length; the server rejects a fine-tune whose maxSeqLength exceeds it.
+    "max_position_embeddings",
 )
 
 
@@ -249,8 +251,12 @@ def make_tiny(out: Path, tokenizer: Any, tokenizer_origin: str, seed: int = 0, f
     return _save_folder(model, tokenizer, out, source, force)
 
 
-def load_base_model(path: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
-    """Load the tokenizer and causal LM of a base model folder onto `device`, from local files only."""
+def load_base_model(path: Path, device: torch.device, dtype: torch.dtype, load_in_4bit: bool = False) -> tuple[Any, Any]:
+    """Load the tokenizer and causal LM of a base model folder onto `device`, from local files only.
+
+    With load_in_4bit the linear layers are quantized to NF4 by bitsandbytes (QLoRA), which
+    needs a CUDA device; runtime.resolve_precision checks that first.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     missing = [name for name in ("config.json", "model.safetensors") if not (path / name).is_file()]
@@ -261,6 +267,19 @@ def load_base_model(path: Path, device: torch.device, dtype: torch.dtype) -> tup
         )
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     _require_chat_template(tokenizer, str(path))
+    if load_in_4bit:
+        # NOTE: this branch needs CUDA and bitsandbytes; the test suite runs on CPU and covers only its error path.
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=dtype, local_files_only=True, use_safetensors=True,
+            quantization_config=quantization, device_map={"": device.index or 0},
+        )
+        return tokenizer, prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     # use_safetensors=True keeps transformers from unpickling a stray pytorch_model.bin.
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True, use_safetensors=True)
     return tokenizer, model.to(device)

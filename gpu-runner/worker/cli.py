@@ -102,21 +102,27 @@ def _run_job(spec_path: Path, events: EventWriter, cancel: CancellationFlag) -> 
     import transformers
 
     from .events import StartedEvent, Versions
-    from .runtime import describe_hardware, library_versions, select_device
+    from .runtime import describe_hardware, library_versions, resolve_precision, select_device
     from .spec import FinetuneJob, load_spec
 
     # Library warnings go to stderr through logging; tqdm bars would only add noise there.
     transformers.utils.logging.disable_progress_bar()
     device_choice = select_device()
-    events.emit(
-        StartedEvent(
-            device=device_choice.device.type,
-            dtype=device_choice.dtype_name,
-            hardware=describe_hardware(device_choice.device),
-            versions=Versions(**library_versions()),
+    try:
+        job = load_spec(spec_path)
+        if isinstance(job, FinetuneJob):
+            options = job.finetune.hyperparameters
+            device_choice = resolve_precision(device_choice, options.precision, options.quantization)
+    finally:
+        # `started` always comes first, and after the precision options so it reports the training dtype.
+        events.emit(
+            StartedEvent(
+                device=device_choice.device.type,
+                dtype=device_choice.dtype_name,
+                hardware=describe_hardware(device_choice.device),
+                versions=Versions(**library_versions()),
+            )
         )
-    )
-    job = load_spec(spec_path)
     if isinstance(job, FinetuneJob):
         from .finetune import run_finetune
 

@@ -61,6 +61,8 @@ class TokenizedExample:
     line_number: int
     input_ids: list[int]
     labels: list[int]
+    # True when tokens were cut to fit maxSeqLength: prompt tokens from the left, plain text from the end.
+    truncated: bool = False
 
     @property
     def label_count(self) -> int:
@@ -159,15 +161,45 @@ def render_with_assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) 
     return text, spans
 
 
-def tokenize_conversation(tokenizer: Any, conversation: Conversation, max_seq_length: int) -> TokenizedExample:
-    """Tokenize a conversation, labelling only assistant tokens, truncated to max_seq_length tokens.
+def _prompt_head_end(tokenizer: Any, messages: list[dict[str, str]], text: str) -> int:
+    """Return the character offset where the first user message's content starts.
+
+    Everything before it (the template's leading special tokens, a system turn, the
+    user turn's header) is the head that left truncation keeps. Returns 0 when the
+    conversation has no user message or its content cannot be located.
+    """
+    for index, message in enumerate(messages):
+        if message["role"] != "user" or not message["content"]:
+            continue
+        turn_start = len(tokenizer.apply_chat_template(messages[:index], tokenize=False)) if index > 0 else 0
+        found = text.find(message["content"], turn_start)
+        return max(found, 0)
+    return 0
+
+
+def tokenize_conversation(tokenizer: Any, conversation: Conversation, max_seq_length: int) -> TokenizedExample | None:
+    """Tokenize a conversation, labelling only assistant tokens, cut to at most max_seq_length tokens.
 
     A token is labelled when its first character lies inside an assistant span, so a
     token that merges the generation prompt with the first content character stays
     unlabelled. Labels are aligned with input_ids; the loss shifts them.
+
+    A conversation longer than max_seq_length loses prompt tokens from the left: it keeps
+    the head (template tokens, system turn and user header before the first user
+    content) and the last assistant turn from its header to its end-of-turn token, and
+    fills the rest with the latest prompt tokens. When head and last turn do not fit
+    together, only the last max_seq_length tokens are kept. Returns None when the last
+    assistant turn alone is longer than max_seq_length, because it cannot be trained on whole.
     """
     try:
         text, spans = render_with_assistant_spans(tokenizer, conversation.messages)
+        last_assistant = max(index for index, message in enumerate(conversation.messages) if message["role"] == "assistant")
+        completion_start = (
+            len(tokenizer.apply_chat_template(conversation.messages[:last_assistant], tokenize=False))
+            if last_assistant > 0
+            else 0
+        )
+        head_end = _prompt_head_end(tokenizer, conversation.messages, text)
     except TemplateError as error:
         raise DataError(f"line {conversation.line_number}: the chat template rejected the messages: {error}") from error
     except DataError as error:
@@ -176,14 +208,30 @@ def tokenize_conversation(tokenizer: Any, conversation: Conversation, max_seq_le
     # The rendered text already contains the template's special tokens, so the
     # tokenizer must not add a second BOS.
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids = list(encoding["input_ids"])[:max_seq_length]
-    offsets = encoding["offset_mapping"][: len(input_ids)]
-
+    input_ids = list(encoding["input_ids"])
+    starts = [start for start, _end in encoding["offset_mapping"]]
     labels = []
-    for token_id, (start, _end) in zip(input_ids, offsets):
+    for token_id, start in zip(input_ids, starts):
         in_assistant_turn = any(span_start <= start < span_end for span_start, span_end in spans)
         labels.append(token_id if in_assistant_turn else IGNORE_INDEX)
-    return TokenizedExample(conversation.line_number, input_ids, labels)
+
+    length = len(input_ids)
+    if length <= max_seq_length:
+        return TokenizedExample(conversation.line_number, input_ids, labels)
+
+    completion_tokens = sum(start >= completion_start for start in starts)
+    if completion_tokens > max_seq_length:
+        return None
+    head_tokens = sum(start < head_end for start in starts)
+    if head_tokens + completion_tokens > max_seq_length:
+        head_tokens = 0
+    keep = list(range(head_tokens)) + list(range(length - (max_seq_length - head_tokens), length))
+    return TokenizedExample(
+        conversation.line_number,
+        [input_ids[index] for index in keep],
+        [labels[index] for index in keep],
+        truncated=True,
+    )
 
 
 def tokenize_text(tokenizer: Any, example: PlainText, max_seq_length: int) -> TokenizedExample:
@@ -195,35 +243,47 @@ def tokenize_text(tokenizer: Any, example: PlainText, max_seq_length: int) -> To
     input_ids = list(tokenizer(example.text, add_special_tokens=False)["input_ids"])
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no end-of-sequence token, so text examples cannot be terminated")
-    input_ids = (input_ids + [tokenizer.eos_token_id])[:max_seq_length]
-    return TokenizedExample(example.line_number, input_ids, list(input_ids))
+    input_ids = input_ids + [tokenizer.eos_token_id]
+    truncated = len(input_ids) > max_seq_length
+    input_ids = input_ids[:max_seq_length]
+    return TokenizedExample(example.line_number, input_ids, list(input_ids), truncated=truncated)
 
 
-def tokenize_dataset(
-    tokenizer: Any, conversations: list[Conversation | PlainText], max_seq_length: int
-) -> tuple[list[TokenizedExample], list[int]]:
-    """Tokenize every conversation and return the usable examples and the line numbers dropped.
+@dataclass(frozen=True)
+class TokenizedDataset:
+    examples: list[TokenizedExample]
+    # Line numbers of conversations whose last assistant turn alone exceeds maxSeqLength.
+    dropped_lines: list[int]
+    # Line numbers of conversations that lost prompt tokens from the left.
+    truncated_lines: list[int]
 
-    An example is dropped when truncation removed all of its assistant tokens, because
-    it would add no loss. Raises DataError when every example was dropped.
+
+def tokenize_dataset(tokenizer: Any, conversations: list[Conversation | PlainText], max_seq_length: int) -> TokenizedDataset:
+    """Tokenize every conversation, cutting long prompts from the left.
+
+    Raises DataError when every example was dropped because its last assistant turn
+    alone is longer than max_seq_length.
     """
     examples = []
     dropped_lines = []
+    truncated_lines = []
     for conversation in conversations:
         if isinstance(conversation, PlainText):
             example = tokenize_text(tokenizer, conversation, max_seq_length)
         else:
             example = tokenize_conversation(tokenizer, conversation, max_seq_length)
-        if example.label_count == 0:
+        if example is None:
             dropped_lines.append(conversation.line_number)
-        else:
-            examples.append(example)
+            continue
+        if example.truncated:
+            truncated_lines.append(conversation.line_number)
+        examples.append(example)
     if not examples:
         raise DataError(
-            f"no example keeps an assistant token within maxSeqLength={max_seq_length} tokens; "
-            "raise maxSeqLength or shorten the prompts"
+            f"no example's last assistant turn fits within maxSeqLength={max_seq_length} tokens; "
+            "raise maxSeqLength or shorten the answers"
         )
-    return examples, dropped_lines
+    return TokenizedDataset(examples, dropped_lines, truncated_lines)
 
 
 def collate(examples: list[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:

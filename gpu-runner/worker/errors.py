@@ -30,3 +30,9 @@ class JobCancelled(WorkerError):
     """Raised after SIGTERM or SIGINT, once the current training step or evaluation item has finished."""
 
     reason = "cancelled"
+
+
+class HardwareError(WorkerError):
+    """A job option that this machine cannot run, such as 4-bit QLoRA or bfloat16 without a suitable CUDA device."""
+
+    reason = "cuda_error"

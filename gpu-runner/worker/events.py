@@ -119,6 +119,12 @@ class FinetuneSummary(_StrictModel):
     trainTokens: NonNegativeInt
     # Data-parallel processes that trained it (torchrun); tokensPerSecond counts them all.
     processes: Annotated[int, Field(ge=1)] = 1
+    # Fields below were added later; a summary without them is still valid.
+    validationExamples: NonNegativeInt = 0
+    validationLoss: NonNegativeFloat | None = None
+    truncatedExamples: NonNegativeInt = 0
+    droppedExamples: NonNegativeInt = 0
+    stoppedEarly: bool = False
 
 
 class EvaluationResult(_StrictModel):

@@ -16,13 +16,22 @@ import torch
 import torch.nn.functional as F
 
 from .basemodel import load_base_model
-from .data import IGNORE_INDEX, TokenizedExample, collate, read_conversations, tokenize_dataset
+from .batching import TrainingRow, collate_rows, pack_rows, single_rows
+from .data import IGNORE_INDEX, TokenizedExample, read_conversations, tokenize_dataset
 from .distributed import ProcessGroup, join
-from .errors import JobCancelled, SpecError
-from .events import ArtifactEvent, CheckpointEvent, EventWriter, FinetuneSummary, FinishedEvent, ProgressEvent
+from .errors import DataError, JobCancelled, SpecError
+from .events import (
+    ArtifactEvent,
+    CheckpointEvent,
+    EventWriter,
+    FinetuneSummary,
+    FinishedEvent,
+    MetricEvent,
+    ProgressEvent,
+)
 from .process import CancellationFlag
 from .runtime import DeviceChoice, peak_memory_bytes
-from .spec import FinetuneJob, Hyperparameters
+from .spec import BLOCK_LINEAR_MODULES, FinetuneJob, Hyperparameters
 
 # Gradient norm clipping threshold, the transformers Trainer default (max_grad_norm=1.0).
 MAX_GRAD_NORM = 1.0
@@ -59,31 +68,119 @@ class TrainingPlan:
         self.epochs_to_run = math.ceil(self.total_steps / self.steps_per_epoch)
 
 
-def build_lora_model(model: Any, hyperparameters: Hyperparameters, base_model_id: str) -> Any:
-    """Wrap the model with a fresh LoRA adapter; only the adapter's parameters are trainable."""
-    from peft import LoraConfig, get_peft_model
+def _check_target_modules(model: Any, target_modules: list[str]) -> None:
+    leaf_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    full_names = {name for name, _ in model.named_modules()}
+    unknown = [name for name in target_modules if name not in leaf_names and name not in full_names]
+    if unknown:
+        raise SpecError(
+            f"targetModules {unknown} match no module of the base model; use \"all-linear\" or names "
+            f"such as {sorted(leaf_names & set(BLOCK_LINEAR_MODULES))}"
+        )
+    output_layer = model.get_output_embeddings()
+    for name, module in model.named_modules():
+        if module is output_layer and (name in target_modules or name.rsplit(".", 1)[-1] in target_modules):
+            raise SpecError(f"targetModules names the output layer {name!r}; LoRA applies only to the decoder blocks, so remove it")
+
+
+def _block_linear_names(model: Any) -> list[str]:
+    """Return the leaf names of the linear layers, less the output layer (PEFT's "all-linear" rule)."""
+    output_layer = model.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not output_layer
+        }
+    )
+
+
+def build_lora_model(model: Any, hyperparameters: Hyperparameters, base_model_id: str, total_steps: int) -> Any:
+    """Wrap the model with a fresh LoRA (or AdaLoRA) adapter; only the adapter's parameters are trainable.
+
+    total_steps is the run's optimizer step count, which AdaLoRA's rank schedule needs.
+    """
+    from peft import AdaLoraConfig, LoraConfig, get_peft_model
 
     target_modules = hyperparameters.targetModules
     if isinstance(target_modules, list):
-        leaf_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        full_names = {name for name, _ in model.named_modules()}
-        unknown = [name for name in target_modules if name not in leaf_names and name not in full_names]
-        if unknown:
+        _check_target_modules(model, target_modules)
+    adalora = hyperparameters.adalora
+    if adalora is None:
+        config: Any = LoraConfig(
+            r=hyperparameters.rank,
+            lora_alpha=hyperparameters.alpha,
+            lora_dropout=hyperparameters.dropout,
+            target_modules=target_modules,
+            use_rslora=hyperparameters.useRslora,
+            use_dora=hyperparameters.useDora,
+            task_type="CAUSAL_LM",
+        )
+    else:
+        if adalora.tinit + adalora.tfinal >= total_steps:
             raise SpecError(
-                f"targetModules {unknown} match no module of the base model; use \"all-linear\" or names "
-                f"such as {sorted(leaf_names & {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'})}"
+                f"adalora.tinit ({adalora.tinit}) + adalora.tfinal ({adalora.tfinal}) must be below the run's "
+                f"{total_steps} optimizer steps, or AdaLoRA never prunes; lower them or train for more steps"
             )
-    config = LoraConfig(
-        r=hyperparameters.rank,
-        lora_alpha=hyperparameters.alpha,
-        lora_dropout=hyperparameters.dropout,
-        target_modules=target_modules,
-        task_type="CAUSAL_LM",
-    )
+        config = AdaLoraConfig(
+            init_r=adalora.initialRank,
+            target_r=adalora.targetRank,
+            tinit=adalora.tinit,
+            tfinal=adalora.tfinal,
+            deltaT=adalora.deltaT,
+            total_step=total_steps,
+            lora_alpha=hyperparameters.alpha,
+            lora_dropout=hyperparameters.dropout,
+            # Expanded here because "all-linear" is documented for LoRA only.
+            target_modules=_block_linear_names(model) if target_modules == "all-linear" else target_modules,
+            use_rslora=hyperparameters.useRslora,
+            task_type="CAUSAL_LM",
+        )
     peft_model = get_peft_model(model, config)
     # PEFT records the local folder path, which means nothing once the adapter is published.
     peft_model.peft_config["default"].base_model_name_or_path = base_model_id
     return peft_model
+
+
+def labelled_loss_sum(model: Any, batch: dict[str, Any]) -> torch.Tensor:
+    """Return the summed next-token cross-entropy at labelled positions, running lm_head only there.
+
+    The decoder runs on every token, but the output layer (hidden × vocabulary, the
+    largest matrix of a small model) and the softmax run only on the positions whose
+    next token is labelled. That skips the full-vocabulary logits of the prompt.
+    NOTE: models that post-process logits in their forward beyond final_logit_softcapping
+    (such as a logit_scale) are not handled here.
+    """
+    causal_lm = model.get_base_model()
+    decoder = causal_lm.base_model
+    hidden = decoder(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        use_cache=False,
+    ).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    selected = targets != IGNORE_INDEX
+    states = hidden[:, :-1][selected]
+    logits = causal_lm.get_output_embeddings()(states).float()
+    softcap = getattr(causal_lm.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return F.cross_entropy(logits, targets[selected], reduction="sum")
+
+
+def adalora_orthogonal_penalty(model: Any) -> torch.Tensor:
+    """Return AdaLoRA's orthogonality regularizer, as AdaLoraModel.forward adds it (PEFT 0.21).
+
+    labelled_loss_sum bypasses that forward, so the training step adds this term itself.
+    """
+    penalties = []
+    for name, parameter in model.named_parameters():
+        if ("lora_A" in name or "lora_B" in name) and "default" in name and parameter.requires_grad:
+            covariance = parameter @ parameter.T if "lora_A" in name else parameter.T @ parameter
+            identity = torch.eye(*covariance.size(), device=covariance.device, dtype=covariance.dtype)
+            penalties.append(torch.norm(covariance - identity, p="fro"))
+    return torch.stack(penalties).mean()
 
 
 def masked_token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -113,6 +210,9 @@ class TrainingState:
     losses: list[float] = field(default_factory=list)
     train_tokens: int = 0
     training_seconds: float = 0.0
+    validation_losses: list[float] = field(default_factory=list)
+    best_validation_loss: float | None = None
+    evaluations_without_improvement: int = 0
 
 
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -151,6 +251,9 @@ def _save_checkpoint(
         "losses": state.losses,
         "trainTokens": state.train_tokens,
         "trainingSeconds": state.training_seconds,
+        "validationLosses": state.validation_losses,
+        "bestValidationLoss": state.best_validation_loss,
+        "evaluationsWithoutImprovement": state.evaluations_without_improvement,
         "paramGroups": optimizer_state["param_groups"],
         "pythonRandom": list(random.getstate()[1]),
         "hyperparameters": hyperparameters.model_dump(),
@@ -193,6 +296,9 @@ def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, h
         losses=[float(loss) for loss in saved["losses"]],
         train_tokens=int(saved["trainTokens"]),
         training_seconds=float(saved["trainingSeconds"]),
+        validation_losses=[float(loss) for loss in saved.get("validationLosses", [])],
+        best_validation_loss=saved.get("bestValidationLoss"),
+        evaluations_without_improvement=int(saved.get("evaluationsWithoutImprovement", 0)),
     )
 
 
@@ -236,6 +342,70 @@ Trained by job `{job_id}` of the adapter marketplace. Load it with
     (output_dir / "README.md").write_text(text, encoding="utf-8")
 
 
+def split_validation(examples: list[TokenizedExample], fraction: float, seed: int) -> tuple[list[TokenizedExample], list[TokenizedExample]]:
+    """Hold out round(fraction × examples), at least one, chosen by the seed; return (training, validation)."""
+    if fraction == 0:
+        return examples, []
+    count = max(1, round(fraction * len(examples)))
+    if count >= len(examples):
+        raise DataError(
+            f"validationFraction={fraction} of {len(examples)} examples leaves none to train on; "
+            "lower validationFraction or add examples"
+        )
+    held_out = set(random.Random(seed).sample(range(len(examples)), count))
+    training = [example for index, example in enumerate(examples) if index not in held_out]
+    validation = [example for index, example in enumerate(examples) if index in held_out]
+    return training, validation
+
+
+def validation_loss(
+    model: Any, rows: list[TrainingRow], batch_size: int, pad_token_id: int, device: torch.device, processes: ProcessGroup
+) -> float:
+    """Return the mean token loss over the validation rows, with dropout off and no gradients.
+
+    Under data parallelism each process scores its share and the sums are added, so every
+    process gets the same loss and takes the same early-stopping decision.
+    """
+    rows = processes.share(rows)
+    model.eval()
+    loss_total = 0.0
+    labelled = 0
+    with torch.no_grad():
+        for offset in range(0, len(rows), batch_size):
+            batch = _to_device(collate_rows(rows[offset : offset + batch_size], pad_token_id, packed=False), device)
+            loss_total += labelled_loss_sum(model, batch).item()
+            labelled += sum(row.label_count for row in rows[offset : offset + batch_size])
+    model.train()
+    loss_total, labelled = processes.sum_values([loss_total, labelled], device)
+    return loss_total / labelled
+
+
+def record_validation_loss(state: TrainingState, loss: float) -> None:
+    """Count evaluations since the best validation loss; only a strictly lower loss is a new best."""
+    state.validation_losses.append(loss)
+    if state.best_validation_loss is None or loss < state.best_validation_loss:
+        state.best_validation_loss = loss
+        state.evaluations_without_improvement = 0
+    else:
+        state.evaluations_without_improvement += 1
+
+
+def _make_optimizer(parameters: list[torch.nn.Parameter], learning_rate: float) -> torch.optim.Optimizer:
+    """Return AdamW, fused into one kernel per step where torch offers it (CUDA, and CPU since torch 2.4)."""
+    try:
+        return torch.optim.AdamW(parameters, lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(parameters, lr=learning_rate)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, name: str, warmup_steps: int, total_steps: int) -> Any:
+    from transformers import get_scheduler
+
+    # "constant" warms up like the others and then holds the learning rate.
+    scheduler_name = "constant_with_warmup" if name == "constant" else name
+    return get_scheduler(scheduler_name, optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
+
+
 def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag) -> None:
     """Train a LoRA adapter; under torchrun, as one of several data-parallel processes."""
     processes, device_choice = join(device_choice)
@@ -246,8 +416,6 @@ def run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWri
 
 
 def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag, processes: ProcessGroup) -> None:
-    from transformers import get_linear_schedule_with_warmup
-
     section = job.finetune
     hyperparameters = section.hyperparameters
     device = device_choice.device
@@ -256,39 +424,51 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
     job_start = time.monotonic()
     _set_seed(hyperparameters.seed)
 
-    tokenizer, base_model = load_base_model(Path(job.baseModel.path), device, device_choice.dtype)
+    tokenizer, base_model = load_base_model(
+        Path(job.baseModel.path), device, device_choice.dtype, load_in_4bit=hyperparameters.quantization == "4bit"
+    )
     conversations = read_conversations(Path(section.datasetPath))
-    examples, dropped_lines = tokenize_dataset(tokenizer, conversations, hyperparameters.maxSeqLength)
-    if dropped_lines:
+    tokenized = tokenize_dataset(tokenizer, conversations, hyperparameters.maxSeqLength)
+    if tokenized.truncated_lines or tokenized.dropped_lines:
         events.log(
-            "warning",
-            f"skipped {len(dropped_lines)} examples whose assistant tokens all lie beyond "
-            f"maxSeqLength={hyperparameters.maxSeqLength} (lines {dropped_lines[:20]})",
+            "warning" if tokenized.dropped_lines else "info",
+            f"maxSeqLength={hyperparameters.maxSeqLength}: cut prompt tokens from the left of "
+            f"{len(tokenized.truncated_lines)} examples (lines {tokenized.truncated_lines[:20]}) and skipped "
+            f"{len(tokenized.dropped_lines)} whose last assistant turn alone is longer (lines {tokenized.dropped_lines[:20]})",
         )
+    training_examples, validation_examples = split_validation(
+        tokenized.examples, hyperparameters.validationFraction, hyperparameters.seed
+    )
+    if hyperparameters.packing:
+        rows = pack_rows(training_examples, hyperparameters.maxSeqLength)
+    else:
+        rows = single_rows(training_examples)
+    validation_rows = single_rows(validation_examples)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    model = build_lora_model(base_model, hyperparameters, job.baseModel.id)
-    trainable_parameters, total_parameters = model.get_nb_trainable_parameters()
     plan = TrainingPlan(
-        examples=len(examples),
+        examples=len(rows),
         batch_size=hyperparameters.batchSize,
         gradient_accumulation=hyperparameters.gradientAccumulation,
         epochs=hyperparameters.epochs,
         max_steps=hyperparameters.maxSteps,
     )
-    optimizer = torch.optim.AdamW(
-        [parameter for parameter in model.parameters() if parameter.requires_grad], lr=hyperparameters.learningRate
-    )
+    model = build_lora_model(base_model, hyperparameters, job.baseModel.id, plan.total_steps)
+    trainable_parameters, total_parameters = model.get_nb_trainable_parameters()
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = _make_optimizer(trainable, hyperparameters.learningRate)
     warmup_steps = math.ceil(hyperparameters.warmupRatio * plan.total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, plan.total_steps)
+    scheduler = _make_scheduler(optimizer, hyperparameters.lrScheduler, warmup_steps, plan.total_steps)
+    orthogonal_weight = model.peft_config["default"].orth_reg_weight if hyperparameters.adalora is not None else 0.0
     events.log(
         "info",
-        f"training {trainable_parameters} of {total_parameters} parameters on {len(examples)} examples: "
+        f"training {trainable_parameters} of {total_parameters} parameters on {len(training_examples)} examples "
+        f"in {len(rows)} rows ({'packed' if hyperparameters.packing else 'one example per row'}), "
+        f"{len(validation_examples)} held out for validation: "
         f"{plan.total_steps} steps, {plan.steps_per_epoch} per epoch, {warmup_steps} warmup",
     )
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     if processes.distributed:
-        events.log("info", f"data parallel over {processes.world_size} processes; each trains on its share of every step's examples")
+        events.log("info", f"data parallel over {processes.world_size} processes; each trains on its share of every step's rows")
 
     state = TrainingState()
     if section.resumeFrom is not None:
@@ -298,24 +478,33 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
             warnings.simplefilter("ignore")
             for _ in range(state.step):
                 scheduler.step()
+        # NOTE: AdaLoRA's importance scores are not in the checkpoint, so a resumed AdaLoRA run
+        # reallocates ranks from fresh scores.
         events.log("info", f"resumed from the checkpoint after step {state.step} of {plan.total_steps}")
 
+    checkpoint_every_steps = hyperparameters.checkpointEverySteps or section.checkpointEverySteps
     shuffle_generator = torch.Generator().manual_seed(hyperparameters.seed)
     last_checkpoint = time.monotonic()
+    stopped_early = False
     model.train()
 
     def checkpoint_due() -> bool:
         if state.step >= plan.total_steps:
             return False
-        if section.checkpointEverySteps is not None and state.step % section.checkpointEverySteps == 0:
+        if checkpoint_every_steps is not None and state.step % checkpoint_every_steps == 0:
             return True
         return section.checkpointEverySeconds is not None and time.monotonic() - last_checkpoint >= section.checkpointEverySeconds
 
+    def evaluate_validation() -> None:
+        loss = validation_loss(model, validation_rows, hyperparameters.batchSize, pad_token_id, device, processes)
+        events.emit(MetricEvent(name="validationLoss", value=loss))
+        record_validation_loss(state, loss)
+
     for epoch in range(plan.epochs_to_run):
         # Every epoch draws its order from the seeded generator, so a resumed run replays the same order.
-        order = torch.randperm(len(examples), generator=shuffle_generator).tolist()
+        order = torch.randperm(len(rows), generator=shuffle_generator).tolist()
         micro_batches = [
-            [examples[index] for index in order[offset : offset + plan.batch_size]]
+            [rows[index] for index in order[offset : offset + plan.batch_size]]
             for offset in range(0, len(order), plan.batch_size)
         ]
         for group_start in range(0, len(micro_batches), plan.gradient_accumulation):
@@ -328,11 +517,15 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
 
             group = micro_batches[group_start : group_start + plan.gradient_accumulation]
             step_start = time.monotonic()
-            step_examples = [example for batch in group for example in batch]
-            labelled_tokens = sum(example.label_count for example in step_examples)
-            mine = processes.share(step_examples)
+            step_rows = [row for batch in group for row in batch]
+            labelled_tokens = sum(row.label_count for row in step_rows)
+            mine = processes.share(step_rows)
             local_batches = [mine[offset : offset + plan.batch_size] for offset in range(0, len(mine), plan.batch_size)]
-            local_loss, local_tokens = _train_step(model, local_batches, labelled_tokens, pad_token_id, device)
+            # The orthogonality penalty depends on the weights only, so one process adds it once.
+            local_loss, local_tokens = _train_step(
+                model, local_batches, labelled_tokens, pad_token_id, device, hyperparameters.packing,
+                orthogonal_weight if processes.is_main else 0.0,
+            )
             processes.sum_gradients(trainable)
             loss_sum, token_sum = processes.sum_values([local_loss, local_tokens], device)
             loss, tokens = loss_sum / labelled_tokens, int(token_sum)
@@ -340,6 +533,9 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
+            if hyperparameters.adalora is not None:
+                # AdaLoRA scores and prunes ranks between the step and zero_grad, as PEFT documents.
+                model.base_model.update_and_allocate(state.step)
             optimizer.zero_grad(set_to_none=True)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -363,16 +559,31 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
                     tokensPerSecond=tokens / step_seconds if step_seconds > 0 else 0.0,
                 )
             )
+            if validation_rows and hyperparameters.evalEverySteps and state.step % hyperparameters.evalEverySteps == 0:
+                evaluate_validation()
+                patience = hyperparameters.earlyStoppingPatience
+                if patience is not None and state.evaluations_without_improvement >= patience:
+                    events.log(
+                        "info",
+                        f"early stopping after step {state.step}: validation loss did not improve on "
+                        f"{state.best_validation_loss:.4f} in {patience} evaluations (earlyStoppingPatience={patience})",
+                    )
+                    stopped_early = True
+                    break
             if processes.is_main and checkpoint_due() and not cancel.requested:
                 path = _save_checkpoint(model, optimizer, work_dir, state, plan, hyperparameters)
                 events.emit(CheckpointEvent(step=state.step, path=str(path)))
                 last_checkpoint = time.monotonic()
-        if state.step >= plan.total_steps:
+        if state.step >= plan.total_steps or stopped_early:
             break
 
     if processes.any(cancel.requested, device):
         # SIGTERM arrived during the last step. The contract still requires a checkpoint then.
         _stop_for_cancellation(model, optimizer, work_dir, state, plan, hyperparameters, events, cancel, processes)
+
+    # The summary's validation loss is of the final weights, unless the last step just measured it.
+    if validation_rows and not (hyperparameters.evalEverySteps and state.step % hyperparameters.evalEverySteps == 0):
+        evaluate_validation()
     if not processes.is_main:
         return
 
@@ -389,8 +600,13 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
         peakMemoryBytes=peak_memory_bytes(device),
         trainableParameters=trainable_parameters,
         totalParameters=total_parameters,
-        examples=len(examples),
+        examples=len(training_examples),
         trainTokens=state.train_tokens,
+        validationExamples=len(validation_examples),
+        validationLoss=state.validation_losses[-1] if state.validation_losses else None,
+        truncatedExamples=len(tokenized.truncated_lines),
+        droppedExamples=len(tokenized.dropped_lines),
+        stoppedEarly=stopped_early,
         processes=processes.world_size,
     )
     write_model_card(output_dir, job.baseModel.id, job.jobId, hyperparameters, summary)
@@ -398,26 +614,38 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
     events.emit(FinishedEvent(summary=summary))
 
 
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {name: tensor.to(device) if tensor is not None else None for name, tensor in batch.items()}
+
+
 def _train_step(
-    model: Any, group: list[list[TokenizedExample]], labelled_tokens: int, pad_token_id: int, device: torch.device
+    model: Any,
+    group: list[list[TrainingRow]],
+    labelled_tokens: int,
+    pad_token_id: int,
+    device: torch.device,
+    packed: bool,
+    orthogonal_weight: float,
 ) -> tuple[float, int]:
     """Run forward and backward over this process's micro-batches of one optimizer step.
 
     The loss is the mean over every labelled token of the step (`labelled_tokens`,
     counted over all processes), not the mean of per-batch means, so micro-batches with
     more assistant tokens weigh more, and gradient accumulation or a split across
-    processes gives the same gradient as one large batch.
+    processes gives the same gradient as one large batch. AdaLoRA's orthogonality term
+    (orthogonal_weight > 0) is added once.
     Returns the sum of token losses and the count of non-padding tokens of these batches.
     """
     loss_total = 0.0
     tokens = 0
-    for batch in group:
-        tensors = {name: tensor.to(device) for name, tensor in collate(batch, pad_token_id).items()}
-        output = model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"], use_cache=False)
-        loss_sum = masked_token_loss_sum(output.logits, tensors["labels"])
+    for batch_rows in group:
+        batch = _to_device(collate_rows(batch_rows, pad_token_id, packed), device)
+        loss_sum = labelled_loss_sum(model, batch)
         (loss_sum / labelled_tokens).backward()
         loss_total += loss_sum.item()
-        tokens += int(tensors["attention_mask"].sum().item())
+        tokens += int(batch["tokens"].item())
+    if orthogonal_weight > 0:
+        (orthogonal_weight * adalora_orthogonal_penalty(model)).backward()
     return loss_total, tokens
 
 

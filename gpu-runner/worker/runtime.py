@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import resource
@@ -31,6 +32,39 @@ def select_device() -> DeviceChoice:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
         return DeviceChoice(torch.device("cuda", 0), dtype)
     return DeviceChoice(torch.device("cpu"), torch.float32)
+
+
+def resolve_precision(choice: DeviceChoice, precision: str, quantization: str) -> DeviceChoice:
+    """Apply a fine-tune's precision and quantization options to the device choice.
+
+    Raises HardwareError, naming what is missing, when the machine cannot run them:
+    bfloat16 needs a CUDA device that supports it, and 4-bit QLoRA needs a CUDA device
+    and the bitsandbytes package.
+    """
+    from .errors import HardwareError
+
+    on_cuda = choice.device.type == "cuda"
+    if quantization == "4bit":
+        problems = []
+        if not on_cuda:
+            problems.append(f"a CUDA GPU (this worker runs on {choice.device.type})")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            problems.append("the bitsandbytes package (`pip install bitsandbytes` in the worker's environment)")
+        if problems:
+            raise HardwareError(
+                f"quantization \"4bit\" (QLoRA) needs {' and '.join(problems)}; "
+                "set quantization to \"none\" or run the job on a CUDA runner with bitsandbytes installed"
+            )
+    if precision == "bf16":
+        if not (on_cuda and torch.cuda.is_bf16_supported()):
+            raise HardwareError(
+                f"precision \"bf16\" needs a CUDA device with bfloat16 support (compute capability 8.0 or newer), "
+                f"but this worker runs on {describe_hardware(choice.device)}; set precision to \"auto\" or \"fp32\""
+            )
+        return DeviceChoice(choice.device, torch.bfloat16)
+    if precision == "fp32":
+        return DeviceChoice(choice.device, torch.float32)
+    return choice
 
 
 def describe_hardware(device: torch.device) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import SpecError
 
@@ -32,20 +32,71 @@ class BaseModelRef(_SpecModel):
     path: AbsolutePath
 
 
+# Module names of a Llama-style decoder block that targetModules may list: the attention
+# projections and the MLP. The output layer (lm_head) is never a target.
+BLOCK_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class AdaLoraOptions(_SpecModel):
+    """AdaLoRA's rank budget and schedule, as PEFT's AdaLoraConfig names them (init_r, target_r, tinit, tfinal, deltaT)."""
+
+    initialRank: int = Field(ge=1, description="Rank every targeted module starts with (init_r).")
+    targetRank: int = Field(ge=1, description="Average rank left after pruning (target_r).")
+    tinit: int = Field(ge=0, description="Optimizer steps before pruning starts.")
+    tfinal: int = Field(ge=0, description="Optimizer steps at the end with the final ranks fixed.")
+    deltaT: int = Field(ge=1, description="Optimizer steps between two rank reallocations.")
+
+    @model_validator(mode="after")
+    def _require_target_below_initial(self) -> "AdaLoraOptions":
+        if self.targetRank > self.initialRank:
+            raise ValueError(
+                f"adalora.targetRank {self.targetRank} exceeds adalora.initialRank {self.initialRank}; "
+                "AdaLoRA only prunes, so set targetRank at most initialRank"
+            )
+        return self
+
+
 class Hyperparameters(_SpecModel):
+    """Training options. Fields added after the first contract version have defaults, so older specs still load."""
+
     rank: int = Field(ge=1)
     alpha: float = Field(gt=0)
     dropout: float = Field(ge=0, lt=1)
     targetModules: Literal["all-linear"] | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    useRslora: bool = Field(default=False, description="Scale the update by alpha/sqrt(rank) instead of alpha/rank.")
+    useDora: bool = Field(default=False, description="Weight-decomposed LoRA (DoRA).")
+    adalora: AdaLoraOptions | None = Field(default=None, description="Train AdaLoRA instead of LoRA; rank is then unused.")
     learningRate: float = Field(gt=0)
+    lrScheduler: Literal["linear", "cosine", "constant"] = "linear"
     epochs: int = Field(ge=1)
     maxSteps: int | None = Field(ge=1)
     batchSize: int = Field(ge=1)
     gradientAccumulation: int = Field(ge=1)
     maxSeqLength: int = Field(ge=2)
+    packing: bool = Field(default=False, description="Pack several examples into each row of maxSeqLength tokens.")
     warmupRatio: float = Field(ge=0, le=1)
     seed: int
     dataParallel: bool = Field(default=True, description="Allow torchrun data parallelism when the runner offers several processes.")
+    validationFraction: float = Field(default=0, ge=0, le=0.5, description="Share of examples held out for validation loss.")
+    evalEverySteps: int | None = Field(default=None, ge=1, description="Compute the validation loss every this many steps.")
+    earlyStoppingPatience: int | None = Field(
+        default=None, ge=1, description="Stop after this many validation losses in a row without a new best."
+    )
+    checkpointEverySteps: int | None = Field(default=None, ge=1, description="Save a checkpoint every this many steps.")
+    quantization: Literal["none", "4bit"] = Field(default="none", description="4bit loads the base model in NF4 (QLoRA).")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="auto: bfloat16 on a CUDA device that supports it, else float32."
+    )
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> "Hyperparameters":
+        if self.adalora is not None and self.useDora:
+            raise ValueError("adalora and useDora cannot be combined because PEFT's AdaLoRA has no DoRA; turn one off")
+        if self.earlyStoppingPatience is not None and (self.validationFraction == 0 or self.evalEverySteps is None):
+            raise ValueError(
+                "earlyStoppingPatience needs a validation loss; set validationFraction above 0 and evalEverySteps"
+            )
+        return self
 
 
 class FinetuneSection(_SpecModel):

@@ -3,21 +3,66 @@ import { evaluationResult, failureReasons, workerEvent } from './worker-events';
 
 /** Messages between the runner and the app, shared by the tRPC router and gpu-runner. */
 
+/** Module names of a Llama-style decoder block that targetModules may list: attention projections and MLP. */
+export const blockLinearModules = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+
+/** AdaLoRA's rank budget and schedule, in optimizer steps (PEFT AdaLoraConfig: init_r, target_r, tinit, tfinal, deltaT). */
+export const adaloraOptions = z.object({
+  initialRank: z.number().int().min(1).max(512),
+  targetRank: z.number().int().min(1).max(512),
+  tinit: z.number().int().min(0),
+  tfinal: z.number().int().min(0),
+  deltaT: z.number().int().min(1),
+}).refine((value) => value.targetRank <= value.initialRank, {
+  message: 'adalora.targetRank exceeds adalora.initialRank; AdaLoRA only prunes, so set targetRank at most initialRank',
+  path: ['targetRank'],
+});
+
+/**
+ * Training options of a fine-tune; the worker's spec.py mirrors them. Options added after the
+ * first version have defaults, so older callers and stored jobs stay valid.
+ */
 export const hyperparameters = z.object({
   rank: z.number().int().min(1).max(512),
   alpha: z.number().positive().max(4096),
   dropout: z.number().min(0).max(0.9).default(0.05),
+  // "all-linear": every linear layer of the decoder blocks (attention and MLP), never lm_head.
   targetModules: z.union([z.literal('all-linear'), z.array(z.string().min(1)).min(1)]).default('all-linear'),
+  // rsLoRA scales the update by alpha/sqrt(rank) instead of alpha/rank.
+  useRslora: z.boolean().default(false),
+  useDora: z.boolean().default(false),
+  // When set, the job trains AdaLoRA and `rank` is unused.
+  adalora: adaloraOptions.nullable().default(null),
   learningRate: z.number().positive().max(1),
+  lrScheduler: z.enum(['linear', 'cosine', 'constant']).default('linear'),
   epochs: z.number().positive().max(100),
   maxSteps: z.number().int().positive().nullable().default(null),
   batchSize: z.number().int().min(1).max(512),
   gradientAccumulation: z.number().int().min(1).max(512).default(1),
   maxSeqLength: z.number().int().min(16).max(32768),
+  // Packs several examples into each row of maxSeqLength tokens, each attending only to itself.
+  packing: z.boolean().default(false),
   warmupRatio: z.number().min(0).max(0.5).default(0.03),
   seed: z.number().int().min(0).default(42),
   // Train data parallel (torchrun) on a runner with several GPUs; false keeps the job on one.
   dataParallel: z.boolean().default(true),
+  // Share of the examples held out to compute a validation loss.
+  validationFraction: z.number().min(0).max(0.5).default(0),
+  evalEverySteps: z.number().int().positive().nullable().default(null),
+  // Stop after this many validation losses in a row without a new best.
+  earlyStoppingPatience: z.number().int().positive().nullable().default(null),
+  checkpointEverySteps: z.number().int().positive().nullable().default(null),
+  // "4bit" loads the base model in NF4 (QLoRA); it needs a CUDA runner with bitsandbytes.
+  quantization: z.enum(['none', '4bit']).default('none'),
+  // "auto": bfloat16 on a CUDA device that supports it, else float32. "bf16" needs such a device.
+  precision: z.enum(['auto', 'bf16', 'fp32']).default('auto'),
+}).superRefine((value, context) => {
+  if (value.adalora && value.useDora) {
+    context.addIssue({ code: 'custom', path: ['useDora'], message: 'adalora and useDora cannot be combined because PEFT\'s AdaLoRA has no DoRA; turn one off' });
+  }
+  if (value.earlyStoppingPatience !== null && (value.validationFraction === 0 || value.evalEverySteps === null)) {
+    context.addIssue({ code: 'custom', path: ['earlyStoppingPatience'], message: 'earlyStoppingPatience needs a validation loss; set validationFraction above 0 and evalEverySteps' });
+  }
 });
 export type Hyperparameters = z.infer<typeof hyperparameters>;
 

@@ -19,13 +19,16 @@ export interface TargetSelection {
   notEvaluated: string | null;
 }
 
+/** The LoraConfig fields that decide which modules get LoRA layers. */
+export type TargetRules = Pick<LoraConfig, 'targetModules' | 'excludeModules' | 'modulesToSave' | 'layersPattern' | 'layersToTransform'>;
+
 const ALL_LINEAR = 'all-linear';
 
 function matchesListEntry(moduleName: string, entry: string): boolean {
   return moduleName === entry || moduleName.endsWith(`.${entry}`);
 }
 
-function isExcluded(config: LoraConfig, moduleName: string): boolean | null {
+function isExcluded(config: TargetRules, moduleName: string): boolean | null {
   const exclude = config.excludeModules;
   if (typeof exclude === 'string') {
     const regex = fullMatchRegex(exclude);
@@ -42,7 +45,7 @@ function isExcluded(config: LoraConfig, moduleName: string): boolean | null {
 }
 
 /** Layer index of a module name, found as PEFT does with `.*\.{layers_pattern}\.(\d+)\.`. */
-function layerIndex(config: LoraConfig, moduleName: string): number | null {
+function layerIndex(config: TargetRules, moduleName: string): number | null {
   const patterns = config.layersPattern ?? ['[^.]*'];
   for (const pattern of patterns) {
     const regex = fullMatchRegex(`.*\\.(?:${pattern})\\.(\\d+)\\..*`);
@@ -52,7 +55,7 @@ function layerIndex(config: LoraConfig, moduleName: string): number | null {
   return null;
 }
 
-function inSelectedLayers(config: LoraConfig, moduleName: string): boolean {
+function inSelectedLayers(config: TargetRules, moduleName: string): boolean {
   if (config.layersToTransform === null) return true;
   const index = layerIndex(config, moduleName);
   return index !== null && config.layersToTransform.includes(index);
@@ -62,7 +65,7 @@ function inSelectedLayers(config: LoraConfig, moduleName: string): boolean {
  * Lists the base modules a config selects. `vocabSize` identifies the output layer, which
  * PEFT leaves out of "all-linear".
  */
-export function selectTargetModules(config: LoraConfig, baseModules: Record<string, ModuleShape>, vocabSize: number | null): TargetSelection {
+export function selectTargetModules(config: TargetRules, baseModules: Record<string, ModuleShape>, vocabSize: number | null): TargetSelection {
   const target = config.targetModules;
   const selected = new Set<string>();
   const matchedEntries = new Set<string>();

@@ -71,3 +71,17 @@ export function baseModelTokenizer(db: Db, model: typeof baseModels.$inferSelect
   }
   return loading;
 }
+
+/**
+ * Returns the base model's context length (max_position_embeddings), from the stored
+ * architecture or, for a model registered before the manifest carried it, from its config.json.
+ * Returns null when neither has a positive integer.
+ */
+export async function baseModelContextLength(db: Db, model: typeof baseModels.$inferSelect): Promise<number | null> {
+  const isLength = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0;
+  if (isLength(model.architecture.max_position_embeddings)) return model.architecture.max_position_embeddings;
+  const file = model.files.find((entry) => entry.path === 'config.json');
+  if (!file) return null;
+  const config = JSON.parse((await getObject(await blobObjectKey(db, file.sha256))).toString('utf8')) as Record<string, unknown>;
+  return isLength(config.max_position_embeddings) ? config.max_position_embeddings : null;
+}

@@ -8,18 +8,21 @@ import { getEnv } from '../env';
 import { logger } from '../logger';
 import { blobKey, presignGet, presignPut } from '../storage';
 import { publishAdapterVersion, ADAPTER_NAME } from './adapters';
-import { getBaseModel } from './base-models';
+import { baseModelContextLength, getBaseModel } from './base-models';
 import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
 import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
 import { verifyFiles, type UploadFile } from './uploads';
+import { preflightFinetune } from './finetune-preflight';
 import { estimateTrainingMemory, type JobRequirements } from './requirements';
 
 /** Starting points by task difficulty; every value can be edited before starting. alpha = 2 × rank. */
 export const presets = {
-  light: { label: 'Light: rank 8', description: 'Format and style changes; smallest adapter.', rank: 8, alpha: 16 },
-  standard: { label: 'Standard: rank 16', description: 'Most domain adaptation tasks.', rank: 16, alpha: 32 },
-  heavy: { label: 'Heavy: rank 64', description: 'New knowledge or long outputs; more memory and risk of overfitting.', rank: 64, alpha: 128 },
+  minimal: { label: 'Minimal: rank 8', description: 'Output format or style only; the smallest and fastest adapter.', rank: 8, alpha: 16 },
+  standard: { label: 'Standard: rank 16', description: 'Most domain adaptation tasks, such as answering in a field\'s terms.', rank: 16, alpha: 32 },
+  advanced: { label: 'Advanced: rank 32', description: 'New reasoning patterns or several related tasks in one adapter.', rank: 32, alpha: 64 },
+  heavy: { label: 'Heavy: rank 64', description: 'New knowledge or long outputs; more memory and a higher risk of overfitting.', rank: 64, alpha: 128 },
+  maximum: { label: 'Maximum: rank 128', description: 'Large data sets far from the base model\'s training; needs many examples to avoid overfitting.', rank: 128, alpha: 256 },
 } as const;
 
 export interface FinetuneParams {
@@ -49,9 +52,13 @@ export async function createFinetuneJob(db: Db, input: { userId: string; namespa
   }
   const base = await getBaseModel(db, input.baseModelId);
   const dataset = await getDatasetVersion(db, input.datasetVersionId);
+  const options = input.params.hyperparameters;
+  const problems = preflightFinetune(base, options, await baseModelContextLength(db, base));
+  if (problems.length > 0) throw badRequest(problems.join('; '));
   const requirements: JobRequirements = {
-    memoryBytes: estimateTrainingMemory(base.parameterCount, base.architecture, input.params.hyperparameters),
-    cuda: false,
+    memoryBytes: estimateTrainingMemory(base.parameterCount, base.architecture, options),
+    // 4-bit QLoRA and bfloat16 need a CUDA runner; a CPU runner would only fail the job.
+    cuda: options.quantization === '4bit' || options.precision === 'bf16',
   };
   if (dataset.namespaceId !== input.namespaceId) throw notFound(`data set version ${input.datasetVersionId}`);
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
-import { newUser, runCli, runPython, startRunner, waitFor, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
+import { newUser, runCli, runPython, startRunner, tinyHyperparameters, waitFor, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
 
 /** Checks with the real PEFT that a pulled adapter loads on the tiny base and has non-zero lora_B weights. */
 const LOAD_ADAPTER = `
@@ -70,6 +70,17 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
     expect(dataset.report.valid).toBe(true);
     expect(dataset.report.examples).toBe(24);
     expect(dataset.report.tokens?.prompt?.max).toBeGreaterThan(50);
+
+    // The preflight checks options against the stored tiny-llama architecture (hidden 32,
+    // k_proj 16×32, 2048 positions) and rejects them before any job is queued.
+    const createWith = (overrides: Parameters<typeof tinyHyperparameters>[0]) => user.client.finetune.create.mutate({
+      datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'preflight-rejected', hyperparameters: tinyHyperparameters(overrides),
+    });
+    await expect(createWith({ rank: 32, alpha: 64 })).rejects.toThrow(/rank 32 exceeds the smaller dimension .*k_proj \(16×32\).*set rank to at most 16/);
+    await expect(createWith({ maxSeqLength: 4096 })).rejects.toThrow(/maxSeqLength 4096 exceeds the context of base model tiny-llama \(2048 tokens.*set maxSeqLength to at most 2048/);
+    await expect(createWith({ targetModules: ['q_proj', 'query_key_value'] })).rejects.toThrow(/"query_key_value" matches no module of base model tiny-llama/);
+    const queued = await user.client.finetune.list.query();
+    expect(queued.filter((job) => (job.params as { adapterName?: string }).adapterName === 'preflight-rejected')).toEqual([]);
 
     const created = runCli(['finetune', 'create', '--dataset', String(dataset.datasetVersionId), '--base', TINY_BASE_ID, '--name', 'pubmedqa-tiny',
       '--domain', 'medical', '--rank', '8', '--alpha', '16', '--lr', '0.01', '--batch', '4', '--max-seq', '768', '--max-steps', '6', '--eval-limit', '20', '--json'], user.token);

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Hyperparameters } from '../../server/contracts/runner';
+import { hyperparameters, type Hyperparameters } from '../../server/contracts/runner';
 import { createClient, type Client } from '../../lib/trpc-client';
 import { ensureUser } from '../../scripts/seed-lib';
 import { adminToken, appSettings, appUrl, testEnv } from './env';
@@ -154,7 +154,7 @@ export function runPython(code: string, args: string[] = [], env: Record<string,
 
 /** Hyperparameters small enough for the tiny test model; `overrides` changes single values. */
 export function tinyHyperparameters(overrides: Partial<Hyperparameters> = {}): Hyperparameters {
-  return { rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1, dataParallel: true, ...overrides };
+  return hyperparameters.parse({ rank: 4, alpha: 8, learningRate: 1e-3, epochs: 1, batchSize: 2, maxSeqLength: 128, dropout: 0, targetModules: 'all-linear', maxSteps: 1, gradientAccumulation: 1, warmupRatio: 0, seed: 1, ...overrides });
 }
 
 /**

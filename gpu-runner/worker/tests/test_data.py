@@ -78,24 +78,19 @@ def test_prompt_completion_renders_user_and_assistant(tiny_tokenizer: Any, tmp_p
     assert [tiny_tokenizer.decode(run) for run in runs] == ["Blue.<|im_end|>"]
 
 
-def test_truncation_keeps_prefix(tiny_tokenizer: Any) -> None:
-    full = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=512)
-    cut = tokenize_conversation(tiny_tokenizer, Conversation(1, MULTI_TURN), max_seq_length=len(full.input_ids) - 3)
-
-    assert cut.input_ids == full.input_ids[: len(full.input_ids) - 3]
-    assert cut.labels == full.labels[: len(full.labels) - 3]
-
-
-def test_example_without_assistant_tokens_dropped(tiny_tokenizer: Any) -> None:
+def test_example_dropped_only_when_answer_too_long(tiny_tokenizer: Any) -> None:
     long_prompt = Conversation(1, [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok"}])
-    short = Conversation(2, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    long_answer = Conversation(2, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 200}])
+    short = Conversation(3, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
 
-    examples, dropped = tokenize_dataset(tiny_tokenizer, [long_prompt, short], max_seq_length=64)
+    tokenized = tokenize_dataset(tiny_tokenizer, [long_prompt, long_answer, short], max_seq_length=64)
 
-    assert dropped == [1]
-    assert [example.line_number for example in examples] == [2]
+    assert tokenized.dropped_lines == [2]
+    assert tokenized.truncated_lines == [1]
+    assert [example.line_number for example in tokenized.examples] == [1, 3]
+    assert len(tokenized.examples[0].input_ids) == 64
     with pytest.raises(DataError, match="maxSeqLength=64"):
-        tokenize_dataset(tiny_tokenizer, [long_prompt], max_seq_length=64)
+        tokenize_dataset(tiny_tokenizer, [long_answer], max_seq_length=64)
 
 
 def test_collate_pads_right_and_masks_padding(tiny_tokenizer: Any) -> None:
@@ -103,7 +98,7 @@ def test_collate_pads_right_and_masks_padding(tiny_tokenizer: Any) -> None:
         Conversation(1, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]),
         Conversation(2, MULTI_TURN),
     ]
-    examples, _ = tokenize_dataset(tiny_tokenizer, conversations, max_seq_length=512)
+    examples = tokenize_dataset(tiny_tokenizer, conversations, max_seq_length=512).examples
     pad = tiny_tokenizer.pad_token_id
 
     batch = collate(examples, pad_token_id=pad)
@@ -162,7 +157,8 @@ def test_text_line_labels_every_token_and_eos(tiny_tokenizer: Any, tmp_path: Pat
     path.write_text(json.dumps({"text": "The pump ran at 120 kPa."}) + "\n", encoding="utf-8")
 
     [text] = read_conversations(path)
-    examples, dropped = tokenize_dataset(tiny_tokenizer, [text], max_seq_length=512)
+    tokenized = tokenize_dataset(tiny_tokenizer, [text], max_seq_length=512)
+    examples, dropped = tokenized.examples, tokenized.dropped_lines
 
     expected = tiny_tokenizer("The pump ran at 120 kPa.", add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
     assert text == PlainText(1, "The pump ran at 120 kPa.")
@@ -172,7 +168,9 @@ def test_text_line_labels_every_token_and_eos(tiny_tokenizer: Any, tmp_path: Pat
 
 
 def test_text_line_truncates_to_max_seq_length(tiny_tokenizer: Any) -> None:
-    [example], _ = tokenize_dataset(tiny_tokenizer, [PlainText(1, "one two three four five six seven eight")], max_seq_length=4)
+    tokenized = tokenize_dataset(tiny_tokenizer, [PlainText(1, "one two three four five six seven eight")], max_seq_length=4)
+    [example] = tokenized.examples
+    assert tokenized.truncated_lines == [1]
     assert len(example.input_ids) == 4
     assert example.labels == example.input_ids
     assert tiny_tokenizer.eos_token_id not in example.input_ids
@@ -180,7 +178,7 @@ def test_text_line_truncates_to_max_seq_length(tiny_tokenizer: Any) -> None:
 
 def test_prompt_lines_keep_masking_beside_text(tiny_tokenizer: Any) -> None:
     chat = Conversation(1, [{"role": "user", "content": "Double 3."}, {"role": "assistant", "content": "6"}])
-    examples, _ = tokenize_dataset(tiny_tokenizer, [chat, PlainText(2, "plain words")], max_seq_length=512)
+    examples = tokenize_dataset(tiny_tokenizer, [chat, PlainText(2, "plain words")], max_seq_length=512).examples
 
     chat_example, text_example = examples
     assert IGNORE_INDEX in chat_example.labels
