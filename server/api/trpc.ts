@@ -83,7 +83,11 @@ const t = initTRPC.context<Context>().meta<Meta>().create({
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-/** Counts the request against the caller's and the address's rate limits (HTTP 429 when over). */
+/**
+ * Counts the request against the caller's and the address's rate limits (HTTP 429 when over).
+ * NOTE: the address is the first X-Forwarded-For entry, which a client can forge unless a
+ * proxy or CDN in front overwrites the header; the per-token limit does not depend on it.
+ */
 async function limitRate(ctx: Context, kind: LimitKind): Promise<void> {
   const env = getEnv();
   const caller = ctx.tokenId ? `token:${ctx.tokenId}` : ctx.user ? `user:${ctx.user.id}` : `address:${ctx.clientAddress}`;
