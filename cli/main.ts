@@ -12,6 +12,7 @@ Commands:
   login --email E --password P         store an API token for this app (in ~/.config/adapters/config.json)
   publish DIR --name NAME --base ID    publish a PEFT adapter folder as the next version of NAME
         [--description TEXT] [--domain DOMAIN] [--label 1.2.0] [--changelog TEXT]
+        [--namespace TEAM]  (a team you are an admin of; your own namespace by default)
         (an interrupted upload resumes when the same command runs again)
   search [QUERY] [--base ID] [--domain D] [--sort relevance|recent|downloads|likes|score] [--limit N]
   pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version and check each file's sha256
@@ -109,7 +110,7 @@ async function main(argv: string[]) {
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
       'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
       message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
-      sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' },
+      sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' }, namespace: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -150,7 +151,7 @@ async function main(argv: string[]) {
       await fs.writeFile(stateFile, JSON.stringify({ uploadId: begun.uploadId, fingerprint }));
       await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
       const published = await client.adapters.publish.mutate({
-        uploadId: begun.uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
+        uploadId: begun.uploadId, namespace: values.namespace, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
       });
       await fs.rm(stateFile, { force: true });
       print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);

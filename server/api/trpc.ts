@@ -85,12 +85,14 @@ export const createCallerFactory = t.createCallerFactory;
 
 /**
  * Counts the request against the caller's and the address's rate limits (HTTP 429 when over).
- * NOTE: the address is the first X-Forwarded-For entry, which a client can forge unless a
- * proxy or CDN in front overwrites the header; the per-token limit does not depend on it.
+ * NOTE: the address is the first X-Forwarded-For entry. A client can forge it unless a proxy
+ * or CDN in front overwrites the header, but the per-token limit does not depend on it.
  */
 async function limitRate(ctx: Context, kind: LimitKind): Promise<void> {
   const env = getEnv();
-  const caller = ctx.tokenId ? `token:${ctx.tokenId}` : ctx.user ? `user:${ctx.user.id}` : `address:${ctx.clientAddress}`;
+  let caller = `address:${ctx.clientAddress}`;
+  if (ctx.tokenId) caller = `token:${ctx.tokenId}`;
+  else if (ctx.user) caller = `user:${ctx.user.id}`;
   const [perCaller, perAddress] = kind === 'write'
     ? [env.RATE_LIMIT_WRITES, env.RATE_LIMIT_ADDRESS_WRITES]
     : [env.RATE_LIMIT_EXPENSIVE_READS, env.RATE_LIMIT_ADDRESS_EXPENSIVE_READS];
@@ -99,8 +101,8 @@ async function limitRate(ctx: Context, kind: LimitKind): Promise<void> {
 }
 
 /**
- * The one authorization middleware: every exported procedure builder runs it before input
- * parsing and the handler. A procedure without a rule is rejected, so forgetting one fails
+ * Checks the procedure's rule, then counts the request against the rate limits. Every
+ * exported procedure builder runs this middleware before input parsing and the handler. A procedure without a rule is rejected, so forgetting one fails
  * closed. Namespace rules put the resolved namespace and role in `ctx.access`.
  */
 export const authorizeMiddleware = t.middleware(async ({ ctx, meta, type, path, getRawInput, next }) => {
@@ -131,7 +133,7 @@ export function userProcedure(scope: Scope) {
 
 /**
  * Builds a procedure for a caller with at least `role` in the namespace that `target` names
- * and an API token that has `scope`; the handler reads the namespace from `ctx.access`.
+ * (and `scope` on its API token). The handler reads that namespace from `ctx.access`.
  */
 export function namespaceProcedure(scope: Scope, role: TeamRole, target: Target) {
   return procedure({ kind: 'namespace', scope, role, target }).use(({ ctx, next }) => next({ ctx: { ...ctx, user: ctx.user!, access: ctx.access! } }));

@@ -8,7 +8,7 @@ import { useTRPC } from '@/lib/trpc-react';
 /** Accepts an invitation link (`?token=ami_…`) for the signed-in user. */
 function Join() {
   const trpc = useTRPC();
-  const token = useSearchParams().get('token');
+  const token = useSearchParams()?.get('token') ?? null;
   const accept = useMutation(trpc.teams.accept.mutationOptions());
   if (!token) return <p className="error">This invitation link has no token; ask a team admin for the full link.</p>;
   return (
