@@ -14,9 +14,9 @@ import { TINY_BASE_ID } from '../setup/env';
 /**
  * The authorization matrix: every procedure of the AppRouter, its declared rule, and the
  * outcome of that rule for each kind of caller. Denials are checked through the real router
- * (createCaller on the test database), so they prove the rule runs before the handler; allowed
- * calls are checked on the same `authorize` function the middleware runs, because running
- * their handlers would change the fixtures (delete the adapter, leave the team).
+ * (createCaller on the test database), so they prove the rule runs before the handler.
+ * Allowed calls are checked on the same `authorize` function the middleware runs, because
+ * running their handlers would change the fixtures (delete the adapter, leave the team).
  *
  * A procedure added without a row here fails `every procedure has a row`.
  */
