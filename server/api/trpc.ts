@@ -90,7 +90,8 @@ export const createCallerFactory = t.createCallerFactory;
  */
 async function limitRate(ctx: Context, kind: LimitKind): Promise<void> {
   const env = getEnv();
-  let caller = `address:${ctx.clientAddress}`;
+  // Anonymous callers get a key apart from the address's, which all callers there share.
+  let caller = `anonymous:${ctx.clientAddress}`;
   if (ctx.tokenId) caller = `token:${ctx.tokenId}`;
   else if (ctx.user) caller = `user:${ctx.user.id}`;
   const [perCaller, perAddress] = kind === 'write'
