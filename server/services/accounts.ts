@@ -61,6 +61,25 @@ export async function listApiTokens(db: Db, userId: string) {
     .where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt));
 }
 
+/** Lists the API tokens limited to a team namespace, with their holders; a team's admins manage these. */
+export async function listNamespaceTokens(db: Db, namespaceId: string) {
+  return db.select({
+    id: apiTokens.id, name: apiTokens.name, prefix: apiTokens.prefix, scopes: apiTokens.scopes, holder: users.email, expiresAt: apiTokens.expiresAt,
+    lastUsedAt: apiTokens.lastUsedAt, revokedAt: apiTokens.revokedAt, createdAt: apiTokens.createdAt,
+  }).from(apiTokens).innerJoin(users, eq(users.id, apiTokens.userId))
+    .where(eq(apiTokens.namespaceId, namespaceId)).orderBy(desc(apiTokens.createdAt));
+}
+
+/** Revokes an API token limited to the namespace, whoever holds it. */
+export async function revokeNamespaceToken(db: Db, input: { namespaceId: string; id: string }) {
+  const [revoked] = await db.update(apiTokens).set({ revokedAt: sql`now()` })
+    .where(and(eq(apiTokens.id, input.id), eq(apiTokens.namespaceId, input.namespaceId), isNull(apiTokens.revokedAt)))
+    .returning({ id: apiTokens.id, prefix: apiTokens.prefix });
+  if (!revoked) throw notFound(`active API token ${input.id} limited to this namespace`);
+  logger.info({ namespaceId: input.namespaceId, prefix: revoked.prefix }, 'API token revoked by a namespace admin');
+  return revoked;
+}
+
 /** Revokes one of the user's API tokens; it stops working on the next request. */
 export async function revokeApiToken(db: Db, input: { userId: string; id: string }) {
   const [revoked] = await db.update(apiTokens).set({ revokedAt: sql`now()` })

@@ -90,6 +90,8 @@ const MATRIX: Record<string, { rule: string; input: InputOf }> = {
   'teams.removeMember': { rule: 'role:admin:admin:namespace', input: () => ({ team: TEAM, email: 'x@example.com' }) },
   'teams.setRole': { rule: 'role:admin:admin:namespace', input: () => ({ team: TEAM, email: 'x@example.com', role: 'member' }) },
   'teams.transferOwnership': { rule: 'role:owner:admin:namespace', input: () => ({ team: TEAM, email: 'x@example.com' }) },
+  'teams.tokens': { rule: 'role:admin:read:namespace', input: () => ({ team: TEAM }) },
+  'teams.revokeToken': { rule: 'role:admin:admin:namespace', input: () => ({ team: TEAM, id: uuid }) },
   'teams.auditLog': { rule: 'role:admin:read:namespace', input: () => ({ namespace: TEAM }) },
 };
 

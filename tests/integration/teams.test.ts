@@ -110,6 +110,26 @@ describe('teams', () => {
     expect(await codeOf(member.api.finetune.get({ jobId: job!.id }))).toBe('NOT_FOUND');
   });
 
+  it('admins revoke team tokens', async () => {
+    const owner = await account('keeper');
+    const member = await account('holder');
+    const team = `keys-${run}`;
+    await owner.api.teams.create({ name: team });
+    await member.api.teams.accept({ token: (await owner.api.teams.invite({ team, role: 'member', expiresInHours: 1 })).token });
+    const teamToken = await member.api.auth.createToken({ name: 'team ci', scopes: ['read'], namespace: team });
+    const personal = await member.api.auth.createToken({ name: 'personal', scopes: ['read'] });
+
+    const listed = await owner.api.teams.tokens({ team });
+    expect(listed.map((token) => [token.prefix, token.holder])).toEqual([[teamToken.prefix, member.email]]);
+    expect(await codeOf(member.api.teams.tokens({ team }))).toBe('FORBIDDEN');
+    expect(await codeOf(owner.api.teams.revokeToken({ team, id: personal.id }))).toBe('NOT_FOUND');
+
+    await owner.api.teams.revokeToken({ team, id: teamToken.id });
+    await expect(createContext({ authorization: `Bearer ${teamToken.token}` })).rejects.toThrow(/revoked/);
+    const actions = (await owner.api.teams.auditLog({ namespace: team })).entries.map((entry) => [entry.action, entry.target]);
+    expect(actions.slice(0, 2)).toEqual([['token.revoke', teamToken.prefix], ['token.create', teamToken.prefix]]);
+  });
+
   it('audit log records team actions', async () => {
     const owner = await account('auditor');
     const member = await account('audited');

@@ -109,6 +109,7 @@ function TeamSettings({ team }: { team: string }) {
               </tr>))}
             </tbody>
           </table>
+          <TeamTokens team={team} />
           <AuditLog namespace={team} />
         </>
       )}
@@ -117,7 +118,32 @@ function TeamSettings({ team }: { team: string }) {
   );
 }
 
-/** The namespace's audit log, newest first; readable by its admins and owners. */
+/** Lists the API tokens members limited to this team, which its admins may revoke. */
+function TeamTokens({ team }: { team: string }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const tokens = useQuery(trpc.teams.tokens.queryOptions({ team }));
+  const revoke = useMutation(trpc.teams.revokeToken.mutationOptions({ onSuccess: () => void queryClient.invalidateQueries() }));
+  if (tokens.error) return <p className="error">{tokens.error.message}</p>;
+  return (
+    <>
+      <h3>Team tokens</h3>
+      <table>
+        <thead><tr><th>Holder</th><th>Name</th><th>Prefix</th><th>Scopes</th><th>Last used</th><th /></tr></thead>
+        <tbody>{tokens.data?.map((token) => (
+          <tr key={token.id}>
+            <td>{token.holder}</td><td>{token.name}</td><td><code>{token.prefix}…</code></td><td>{token.scopes.join(', ')}</td>
+            <td>{token.lastUsedAt ? new Date(token.lastUsedAt).toLocaleString('en-GB') : '—'}</td>
+            <td>{token.revokedAt ? 'revoked' : <button type="button" onClick={() => revoke.mutate({ team, id: token.id })}>Revoke</button>}</td>
+          </tr>))}
+        </tbody>
+      </table>
+      {revoke.error && <p className="error">{revoke.error.message}</p>}
+    </>
+  );
+}
+
+/** Shows the namespace's audit log, newest first; readable by its admins and owners. */
 function AuditLog({ namespace }: { namespace: string }) {
   const trpc = useTRPC();
   const log = useQuery(trpc.teams.auditLog.queryOptions({ namespace }));

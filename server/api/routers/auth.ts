@@ -85,6 +85,10 @@ export const authRouter = router({
       namespaceId: ctx.user.namespaceId, actorUserId: ctx.user.id, action: 'token.create', target: created.prefix,
       details: { name: input.name, scopes: input.scopes, namespace: input.namespace, adapters: input.adapters },
     });
+    // A token limited to a team shows in that team's log too, where its admins can revoke it.
+    if (limits.namespaceId && limits.namespaceId !== ctx.user.namespaceId) {
+      await recordAudit(ctx.db, { namespaceId: limits.namespaceId, actorUserId: ctx.user.id, action: 'token.create', target: created.prefix, details: { name: input.name, scopes: input.scopes } });
+    }
     return created;
   }),
 

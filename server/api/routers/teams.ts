@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { teamRoles } from '@/drizzle/schema';
-import { listAudit } from '../../services/audit';
+import { listNamespaceTokens, revokeNamespaceToken } from '../../services/accounts';
+import { listAudit, recordAudit } from '../../services/audit';
 import {
   acceptInvitation, createInvitation, createTeam, getTeam, leaveTeam, listTeams, removeMember, revokeInvitation, setMemberRole, transferOwnership,
 } from '../../services/teams';
@@ -54,6 +55,20 @@ export const teamsRouter = router({
   transferOwnership: namespaceProcedure('admin', 'owner', teamTarget)
     .input(teamInput.extend({ email }))
     .mutation(({ ctx, input }) => transferOwnership(ctx.db, { team: ctx.access, actorUserId: ctx.user.id, email: input.email })),
+
+  /** API tokens that members limited to this team, for its admins to review. */
+  tokens: namespaceProcedure('read', 'admin', teamTarget)
+    .input(teamInput)
+    .query(({ ctx }) => listNamespaceTokens(ctx.db, ctx.access.namespaceId)),
+
+  /** Revokes a member's API token that is limited to this team. */
+  revokeToken: namespaceProcedure('admin', 'admin', teamTarget)
+    .input(teamInput.extend({ id: z.string().uuid() }))
+    .mutation(async ({ ctx, input }) => {
+      const revoked = await revokeNamespaceToken(ctx.db, { namespaceId: ctx.access.namespaceId, id: input.id });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'token.revoke', target: revoked.prefix });
+      return revoked;
+    }),
 
   /** Publishing, deletion, membership and token actions in a namespace, newest first; for its admins. */
   auditLog: namespaceProcedure('read', 'admin', { from: 'namespace', field: 'namespace', private: true })
