@@ -10,7 +10,7 @@ describe('OpenAPI document', () => {
     const document = await response.json();
     expect(document.openapi).toBe('3.1.0');
     expect(document.paths['/api/trpc/adapters.search'].get['x-authorization']).toBe('public');
-    expect(document.paths['/api/trpc/teams.invite'].post['x-authorization']).toBe('role:admin:admin:namespace');
+    expect(document.paths['/api/trpc/teams.invite'].post['x-authorization']).toBe('role:admin:write:namespace');
     expect(document.paths['/api/trpc/teams.invite'].post.security).toEqual([{ bearer: [] }]);
     const invite = document.paths['/api/trpc/teams.invite'].post.requestBody.content['application/json'].schema;
     expect(invite.required).toEqual(['team']);

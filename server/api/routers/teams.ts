@@ -26,11 +26,11 @@ export const teamsRouter = router({
     .query(async ({ ctx }) => ({ ...(await getTeam(ctx.db, ctx.access)), role: ctx.access.role })),
 
   /** Creates an invitation link secret (shown once), valid for `expiresInHours` and for one person. */
-  invite: namespaceProcedure('admin', 'admin', teamTarget)
+  invite: namespaceProcedure('write', 'admin', teamTarget)
     .input(teamInput.extend({ role: z.enum(teamRoles).default('member'), expiresInHours: z.number().int().min(1).max(24 * 30).default(72) }))
     .mutation(({ ctx, input }) => createInvitation(ctx.db, { team: ctx.access, actorUserId: ctx.user.id, actorRole: ctx.access.role, role: input.role, expiresInHours: input.expiresInHours })),
 
-  revokeInvitation: namespaceProcedure('admin', 'admin', teamTarget)
+  revokeInvitation: namespaceProcedure('write', 'admin', teamTarget)
     .input(teamInput.extend({ id: z.string().uuid() }))
     .mutation(({ ctx, input }) => revokeInvitation(ctx.db, { team: ctx.access, actorUserId: ctx.user.id, id: input.id })),
 
@@ -43,16 +43,16 @@ export const teamsRouter = router({
     .input(teamInput)
     .mutation(({ ctx }) => leaveTeam(ctx.db, { team: ctx.access, userId: ctx.user.id })),
 
-  removeMember: namespaceProcedure('admin', 'admin', teamTarget)
+  removeMember: namespaceProcedure('write', 'admin', teamTarget)
     .input(teamInput.extend({ email }))
     .mutation(({ ctx, input }) => removeMember(ctx.db, { team: ctx.access, actorUserId: ctx.user.id, actorRole: ctx.access.role, email: input.email })),
 
-  setRole: namespaceProcedure('admin', 'admin', teamTarget)
+  setRole: namespaceProcedure('write', 'admin', teamTarget)
     .input(teamInput.extend({ email, role: z.enum(teamRoles) }))
     .mutation(({ ctx, input }) => setMemberRole(ctx.db, { team: ctx.access, actorUserId: ctx.user.id, actorRole: ctx.access.role, email: input.email, role: input.role })),
 
   /** Makes another member the owner; the caller stays as an admin. */
-  transferOwnership: namespaceProcedure('admin', 'owner', teamTarget)
+  transferOwnership: namespaceProcedure('write', 'owner', teamTarget)
     .input(teamInput.extend({ email }))
     .mutation(({ ctx, input }) => transferOwnership(ctx.db, { team: ctx.access, actorUserId: ctx.user.id, email: input.email })),
 
@@ -62,7 +62,7 @@ export const teamsRouter = router({
     .query(({ ctx }) => listNamespaceTokens(ctx.db, ctx.access.namespaceId)),
 
   /** Revokes a member's API token that is limited to this team. */
-  revokeToken: namespaceProcedure('admin', 'admin', teamTarget)
+  revokeToken: namespaceProcedure('write', 'admin', teamTarget)
     .input(teamInput.extend({ id: z.string().uuid() }))
     .mutation(async ({ ctx, input }) => {
       const revoked = await revokeNamespaceToken(ctx.db, { namespaceId: ctx.access.namespaceId, id: input.id });
