@@ -36,6 +36,8 @@ export type Target =
 export type Rule =
   | { kind: 'public' }
   // Any signed-in caller whose token has `scope`; the handler acts on the caller's own things.
+  // NOTE: a token's namespace and adapter limits do not apply here, so a limited token may
+  // still upload, like, create or join teams, and request evaluations in its user's namespace.
   | { kind: 'user'; scope: Scope }
   // Signed in, `scope` on the token, and at least `role` in the target's namespace.
   | { kind: 'namespace'; scope: Scope; role: TeamRole; target: Target }
