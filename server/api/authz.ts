@@ -201,6 +201,7 @@ export async function authorize(caller: Caller, rule: Rule, input: unknown): Pro
   if (rule.kind === 'admin') {
     if (!user.isAdmin) throw forbidden('only administrators may do this');
     if (caller.scopes && !caller.scopes.includes('admin')) throw forbidden('this API token lacks the "admin" scope; create an administrator token with it');
+    if (caller.tokenNamespaceId || caller.tokenAdapterIds) throw forbidden('this API token is limited to a namespace or to adapters; administration needs a token without limits');
     return null;
   }
   if (caller.scopes && !caller.scopes.includes(rule.scope)) throw forbidden(`this API token lacks the "${rule.scope}" scope; create a token with it`);

@@ -2,12 +2,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { eq } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adapters, apiTokens, namespaces } from '@/drizzle/schema';
+import { adapters, apiTokens, namespaces, users } from '@/drizzle/schema';
 import { authorize, type Rule } from '@/server/api/authz';
 import { createCaller } from '@/server/api/root';
 import { createContext } from '@/server/api/trpc';
 import { getDb, type Db } from '@/server/db';
-import { signUp } from '@/server/services/accounts';
+import { createApiToken, signUp } from '@/server/services/accounts';
 import { TINY_BASE_ID } from '../setup/env';
 
 // API tokens through the same createContext the HTTP endpoint uses, on the test database.
@@ -96,6 +96,13 @@ describe('API tokens', () => {
     await addAdapter(owner.namespace, 'personal');
     await expect(limited.adapters.delete({ namespace: owner.namespace, name: 'personal' })).rejects.toThrow(/no role in namespace/);
     await expect(owner.api.auth.createToken({ name: 'elsewhere', scopes: ['read'], namespace: `stranger-${run}` })).rejects.toThrow(/you belong to not found/);
+  });
+
+  it('limited admin token cannot administer', async () => {
+    const [admin] = await db.select({ id: users.id, namespaceId: users.namespaceId }).from(users).where(eq(users.isAdmin, true)).limit(1);
+    const { token } = await createApiToken(db, { userId: admin!.id, name: 'limited admin', scopes: ['read', 'admin'], expiresInDays: 1, namespaceId: admin!.namespaceId });
+    const context = await createContext({ authorization: `Bearer ${token}` });
+    await expect(authorize(context, { kind: 'admin' }, undefined)).rejects.toThrow(/administration needs a token without limits/);
   });
 
   it('keeps to its adapters', async () => {
