@@ -37,10 +37,18 @@ describe('team publishing', () => {
     await admin.client.adapters.delete.mutate({ namespace: team, name: 'notes' });
     await owner.client.adapters.restore.mutate({ namespace: team, name: 'notes' });
 
-    const entries = (await owner.client.teams.auditLog.query({ namespace: team })).entries.slice(0, 3).map((entry) => [entry.action, entry.actor, entry.target]);
+    await admin.client.adapters.yank.mutate({ namespace: team, name: 'notes', version: 1, reason: 'wrong rank' });
+    await admin.client.adapters.rename.mutate({ namespace: team, name: 'notes', newName: 'notes-v2' });
+
+    const entries = (await owner.client.teams.auditLog.query({ namespace: team })).entries.slice(0, 5).map((entry) => [entry.action, entry.actor, entry.target]);
     expect(entries).toEqual([
-      ['adapter.restore', owner.email, `${team}/notes`], ['adapter.delete', admin.email, `${team}/notes`], ['adapter.publish', admin.email, `${team}/notes`],
+      ['adapter.rename', admin.email, `${team}/notes`],
+      ['adapter.yank', admin.email, `${team}/notes`],
+      ['adapter.restore', owner.email, `${team}/notes`],
+      ['adapter.delete', admin.email, `${team}/notes`],
+      ['adapter.publish', admin.email, `${team}/notes`],
     ]);
+    await expect(member.client.teams.auditLog.query({ namespace: team })).rejects.toThrow(/this needs admin/);
   });
 
   it('limits a token to one adapter', async () => {
