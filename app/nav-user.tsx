@@ -8,6 +8,7 @@ export function NavUser() {
   if (!data) return <><a href="/signin">Sign in</a><a href="/signup">Sign up</a></>;
   return (
     <>
+      <a href="/settings/teams">Teams</a>
       <a href="/settings/tokens">Tokens</a>
       <span className="muted">{data.user?.name}</span>
       <button className="secondary" onClick={() => signOut({ callbackUrl: '/' })}>Sign out</button>

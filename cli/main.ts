@@ -13,6 +13,7 @@ Commands:
   login --email E --password P         store an API token for this app (in ~/.config/adapters/config.json)
   publish DIR --name NAME --base ID    publish a PEFT adapter folder as the next version of NAME
         [--description TEXT] [--domain DOMAIN] [--label 1.2.0] [--changelog TEXT]
+        [--namespace TEAM]  (a team you are an admin of; your own namespace by default)
         (an interrupted upload resumes when the same command runs again)
   search [QUERY] [--base ID] [--domain D] [--sort relevance|recent|downloads|likes|score] [--limit N]
   pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version and check each file's sha256
@@ -171,7 +172,7 @@ async function main(argv: string[]) {
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
       'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
       message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
-      sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' },
+      sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' }, namespace: { type: 'string' },
       'prompt-column': { type: 'string' }, 'completion-column': { type: 'string' }, 'text-column': { type: 'string' }, 'system-column': { type: 'string' },
       clean: { type: 'string' }, validation: { type: 'string' }, seed: { type: 'string' }, mix: { type: 'string' }, 'mix-source': { type: 'string' },
     },
@@ -215,7 +216,7 @@ async function main(argv: string[]) {
       await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
       const uploadId = begun.uploadId;
       const published = await finalizeUpload(() => client.adapters.publish.mutate({
-        uploadId, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
+        uploadId, namespace: values.namespace, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
       }), verifyProgress(Boolean(values.json)));
       await fs.rm(stateFile, { force: true });
       print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);

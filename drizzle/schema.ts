@@ -37,8 +37,59 @@ export const apiTokens = pgTable('api_tokens', {
   expiresAt: timestamp('expires_at', { withTimezone: true }),
   lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  // Optional limits: the token acts only in this namespace, or only on these adapters.
+  namespaceId: uuid('namespace_id').references(() => namespaces.id),
+  adapterIds: uuid('adapter_ids').array(),
   createdAt: createdAt(),
 });
+
+export const teamRoles = ['owner', 'admin', 'member', 'viewer'] as const;
+export type TeamRole = (typeof teamRoles)[number];
+
+/** Members of team namespaces. A team always has at least one owner. */
+export const teamMembers = pgTable('team_members', {
+  namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
+  userId: uuid('user_id').notNull().references(() => users.id),
+  role: text('role', { enum: teamRoles }).notNull(),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('team_members_once').on(t.namespaceId, t.userId), index('team_members_user').on(t.userId)]);
+
+/** Invitation links to a team: single use and expiring; only the sha256 of the secret is stored. */
+export const teamInvitations = pgTable('team_invitations', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
+  role: text('role', { enum: teamRoles }).notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  createdBy: uuid('created_by').notNull().references(() => users.id),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  acceptedBy: uuid('accepted_by').references(() => users.id),
+  acceptedAt: timestamp('accepted_at', { withTimezone: true }),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  createdAt: createdAt(),
+});
+
+/** Who did what: publishing, deletion, membership and token actions, per namespace. */
+export const auditLog = pgTable('audit_log', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  namespaceId: uuid('namespace_id').references(() => namespaces.id),
+  actorUserId: uuid('actor_user_id').references(() => users.id),
+  action: text('action').notNull(),
+  // What the action was on, readable: `team/adapter`, a token prefix, a member's email.
+  target: text('target').notNull(),
+  details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+  createdAt: createdAt(),
+}, (t) => [index('audit_log_namespace').on(t.namespaceId, t.id)]);
+
+/**
+ * Fixed-window request counters for rate limits, shared by every app instance through the
+ * database. `key` names the limit and the client (token or address); `windowStart` is the
+ * start of the window.
+ */
+export const rateLimitCounters = pgTable('rate_limit_counters', {
+  key: text('key').notNull(),
+  windowStart: timestamp('window_start', { withTimezone: true }).notNull(),
+  count: integer('count').notNull(),
+}, (t) => [uniqueIndex('rate_limit_counters_window').on(t.key, t.windowStart), index('rate_limit_counters_start').on(t.windowStart)]);
 
 /** Runner tokens are a separate kind: they can only claim and run jobs. */
 export const runnerTokens = pgTable('runner_tokens', {

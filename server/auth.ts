@@ -60,16 +60,25 @@ export async function userById(db: Db, id: string): Promise<SessionUser | null> 
   return loadUser(db, eq(users.id, id));
 }
 
-/** Resolves a personal API token to its user and scopes; null when unknown, revoked or expired. */
-export async function userByApiToken(db: Db, token: string): Promise<{ user: SessionUser; scopes: string[] } | null> {
+export interface ApiTokenGrant {
+  user: SessionUser;
+  tokenId: string;
+  scopes: string[];
+  // Limits: the token acts only in this namespace, or only on these adapters; null means none.
+  namespaceId: string | null;
+  adapterIds: string[] | null;
+}
+
+/** Resolves a personal API token to its user, scopes and limits; null when unknown, revoked or expired. Records its last use. */
+export async function userByApiToken(db: Db, token: string): Promise<ApiTokenGrant | null> {
   const [row] = await db
     .update(apiTokens)
     .set({ lastUsedAt: sql`now()` })
     .where(and(eq(apiTokens.tokenHash, hashToken(token)), isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`))))
-    .returning({ userId: apiTokens.userId, scopes: apiTokens.scopes });
+    .returning({ id: apiTokens.id, userId: apiTokens.userId, scopes: apiTokens.scopes, namespaceId: apiTokens.namespaceId, adapterIds: apiTokens.adapterIds });
   if (!row) return null;
   const user = await userById(db, row.userId);
-  return user ? { user, scopes: row.scopes } : null;
+  return user ? { user, tokenId: row.id, scopes: row.scopes, namespaceId: row.namespaceId, adapterIds: row.adapterIds } : null;
 }
 
 export async function runnerTokenId(db: Db, token: string): Promise<string | null> {

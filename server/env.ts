@@ -46,6 +46,16 @@ const schema = z.object({
   DELETED_ADAPTER_RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(30),
   // When set, GET /api/metrics also accepts "Authorization: Bearer <METRICS_TOKEN>" (runner tokens always work).
   METRICS_TOKEN: z.string().min(16, { message: 'METRICS_TOKEN must be at least 16 characters' }).optional(),
+  // Rate limits per fixed window of RATE_LIMIT_WINDOW_SECONDS, counted in the database so that
+  // every app instance shares them. Writes are all mutations except the runner's; expensive
+  // reads are the procedures marked so (search, facets, leaderboards). 0 turns a limit off.
+  RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  // Per API token, or per signed-in user for browser sessions, or per address for anonymous callers.
+  RATE_LIMIT_WRITES: z.coerce.number().int().min(0).default(120),
+  RATE_LIMIT_EXPENSIVE_READS: z.coerce.number().int().min(0).default(600),
+  // Per client address, whoever is signed in: many callers may share one address.
+  RATE_LIMIT_ADDRESS_WRITES: z.coerce.number().int().min(0).default(600),
+  RATE_LIMIT_ADDRESS_EXPENSIVE_READS: z.coerce.number().int().min(0).default(3000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   NODE_ENV: z.string().optional(),
 }).superRefine((env, context) => {

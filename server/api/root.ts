@@ -5,6 +5,7 @@ import { datasetsRouter } from './routers/datasets';
 import { evalsRouter } from './routers/evals';
 import { finetuneRouter } from './routers/finetune';
 import { runnerRouter } from './routers/runner';
+import { teamsRouter } from './routers/teams';
 import { uploadsRouter } from './routers/uploads';
 import { createCallerFactory, router } from './trpc';
 
@@ -16,6 +17,7 @@ export const appRouter = router({
   finetune: finetuneRouter,
   evals: evalsRouter,
   runner: runnerRouter,
+  teams: teamsRouter,
   uploads: uploadsRouter,
 });
 

@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
 import { z, ZodError } from 'zod';
 import { runnerTokenId, userByApiToken, userById, type SessionUser, API_TOKEN_PREFIX, RUNNER_TOKEN_PREFIX } from '../auth';
+import type { TeamRole } from '@/drizzle/schema';
 import { getDb, type Db } from '../db';
+import { getEnv } from '../env';
+import { hit, type LimitKind } from '../rate-limit';
+import { authorize, type Rule, type Scope, type Target } from './authz';
 import { logger } from '../logger';
 
 export interface Context {
@@ -10,9 +14,15 @@ export interface Context {
   user: SessionUser | null;
   // Scopes of the API token used, or null for a browser session (which has every scope).
   scopes: string[] | null;
+  // The API token used and its limits (one namespace, or chosen adapters); null for a session.
+  tokenId: string | null;
+  tokenNamespaceId: string | null;
+  tokenAdapterIds: string[] | null;
   runnerTokenId: string | null;
   // Identifies the client for per-day download counting: the user, or else the address.
   clientKey: string;
+  // The client's address as the first proxy saw it; rate limits count per address too.
+  clientAddress: string;
 }
 
 /**
@@ -21,7 +31,9 @@ export interface Context {
  */
 export async function createContext(input: { authorization?: string | null; sessionUserId?: string | null; clientAddress?: string | null }): Promise<Context> {
   const db = await getDb();
-  const context: Context = { db, user: null, scopes: null, runnerTokenId: null, clientKey: '' };
+  const context: Context = {
+    db, user: null, scopes: null, tokenId: null, tokenNamespaceId: null, tokenAdapterIds: null, runnerTokenId: null, clientKey: '', clientAddress: input.clientAddress ?? 'unknown',
+  };
   const bearer = input.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
 
   if (bearer?.startsWith(RUNNER_TOKEN_PREFIX)) {
@@ -33,14 +45,26 @@ export async function createContext(input: { authorization?: string | null; sess
     if (!found) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'API token is unknown, revoked or expired; create a new one in Settings → Tokens' });
     context.user = found.user;
     context.scopes = found.scopes;
+    context.tokenId = found.tokenId;
+    context.tokenNamespaceId = found.namespaceId;
+    context.tokenAdapterIds = found.adapterIds;
   } else if (input.sessionUserId) {
     context.user = await userById(db, input.sessionUserId);
   }
-  context.clientKey = createHash('sha256').update(context.user ? `user:${context.user.id}` : `address:${input.clientAddress ?? 'unknown'}`).digest('hex');
+  context.clientKey = createHash('sha256').update(context.user ? `user:${context.user.id}` : `address:${context.clientAddress}`).digest('hex');
   return context;
 }
 
-const t = initTRPC.context<Context>().create({
+/**
+ * Procedure metadata. `rule` is how the procedure is authorized (see authz.ts); `expensive`
+ * marks a query that counts against the expensive-read rate limit.
+ */
+export interface Meta {
+  rule?: Rule;
+  expensive?: boolean;
+}
+
+const t = initTRPC.context<Context>().meta<Meta>().create({
   errorFormatter({ shape, error }) {
     if (error.code === 'INTERNAL_SERVER_ERROR') {
       logger.error({ err: error.cause ?? error, path: shape.data.path }, 'request failed');
@@ -59,25 +83,63 @@ const t = initTRPC.context<Context>().create({
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-export const publicProcedure = t.procedure;
-
-/** Builds a procedure for a signed-in user, or an API token that has `scope`. */
-export function userProcedure(scope: 'read' | 'write' | 'fine-tune' | 'evaluate' | 'admin') {
-  return t.procedure.use(({ ctx, next }) => {
-    if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'sign in or pass an API token as `Authorization: Bearer amk_…`' });
-    if (ctx.scopes && !ctx.scopes.includes(scope)) throw new TRPCError({ code: 'FORBIDDEN', message: `this API token lacks the "${scope}" scope; create a token with it` });
-    return next({ ctx: { ...ctx, user: ctx.user } });
-  });
+/**
+ * Counts the request against the caller's and the address's rate limits (HTTP 429 when over).
+ * NOTE: the address is the first X-Forwarded-For entry. A client can forge it unless a proxy
+ * or CDN in front overwrites the header, but the per-token limit does not depend on it.
+ */
+async function limitRate(ctx: Context, kind: LimitKind): Promise<void> {
+  const env = getEnv();
+  // Anonymous callers get a key apart from the address's, which all callers there share.
+  let caller = `anonymous:${ctx.clientAddress}`;
+  if (ctx.tokenId) caller = `token:${ctx.tokenId}`;
+  else if (ctx.user) caller = `user:${ctx.user.id}`;
+  const [perCaller, perAddress] = kind === 'write'
+    ? [env.RATE_LIMIT_WRITES, env.RATE_LIMIT_ADDRESS_WRITES]
+    : [env.RATE_LIMIT_EXPENSIVE_READS, env.RATE_LIMIT_ADDRESS_EXPENSIVE_READS];
+  await hit(ctx.db, `${kind}:${caller}`, perCaller, env.RATE_LIMIT_WINDOW_SECONDS);
+  await hit(ctx.db, `${kind}:address:${ctx.clientAddress}`, perAddress, env.RATE_LIMIT_WINDOW_SECONDS);
 }
 
-export const adminProcedure = t.procedure.use(({ ctx, next }) => {
-  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'sign in or pass an API token as `Authorization: Bearer amk_…`' });
-  if (!ctx.user.isAdmin) throw new TRPCError({ code: 'FORBIDDEN', message: 'only administrators may do this' });
-  if (ctx.scopes && !ctx.scopes.includes('admin')) throw new TRPCError({ code: 'FORBIDDEN', message: 'this API token lacks the "admin" scope; create an administrator token with it' });
-  return next({ ctx: { ...ctx, user: ctx.user } });
+/**
+ * Checks the procedure's rule, then counts the request against the rate limits. Every
+ * exported procedure builder runs this middleware before input parsing and the handler. A procedure without a rule is rejected, so forgetting one fails
+ * closed. Namespace rules put the resolved namespace and role in `ctx.access`.
+ */
+export const authorizeMiddleware = t.middleware(async ({ ctx, meta, type, path, getRawInput, next }) => {
+  const rule = meta?.rule;
+  if (!rule) {
+    logger.error({ path }, 'procedure has no authorization rule');
+    throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `procedure ${path} has no authorization rule` });
+  }
+  const access = await authorize(ctx, rule, rule.kind === 'namespace' ? await getRawInput() : undefined);
+  // Runners poll, heartbeat and report all the time; their tokens are issued by administrators.
+  if (rule.kind !== 'runner' && (type === 'mutation' || meta?.expensive)) await limitRate(ctx, type === 'mutation' ? 'write' : 'expensive-read');
+  return next({ ctx: { ...ctx, access } });
 });
 
-export const runnerProcedure = t.procedure.use(({ ctx, next }) => {
-  if (!ctx.runnerTokenId) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'runner procedures need a runner token (`Authorization: Bearer amr_…`)' });
-  return next({ ctx: { ...ctx, runnerTokenId: ctx.runnerTokenId } });
-});
+const authorized = t.procedure.use(authorizeMiddleware);
+
+/** Builds a procedure authorized by `rule`; the other builders are shorthands for it. */
+export function procedure(rule: Rule) {
+  return authorized.meta({ rule });
+}
+
+export const publicProcedure = procedure({ kind: 'public' });
+
+/** Builds a procedure for a signed-in user, or an API token that has `scope`, acting on the caller's own things. */
+export function userProcedure(scope: Scope) {
+  return procedure({ kind: 'user', scope }).use(({ ctx, next }) => next({ ctx: { ...ctx, user: ctx.user! } }));
+}
+
+/**
+ * Builds a procedure for a caller with at least `role` in the namespace that `target` names
+ * (and `scope` on its API token). The handler reads that namespace from `ctx.access`.
+ */
+export function namespaceProcedure(scope: Scope, role: TeamRole, target: Target) {
+  return procedure({ kind: 'namespace', scope, role, target }).use(({ ctx, next }) => next({ ctx: { ...ctx, user: ctx.user!, access: ctx.access! } }));
+}
+
+export const adminProcedure = procedure({ kind: 'admin' }).use(({ ctx, next }) => next({ ctx: { ...ctx, user: ctx.user! } }));
+
+export const runnerProcedure = procedure({ kind: 'runner' }).use(({ ctx, next }) => next({ ctx: { ...ctx, runnerTokenId: ctx.runnerTokenId! } }));

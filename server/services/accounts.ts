@@ -1,6 +1,9 @@
-import { count, eq } from 'drizzle-orm';
+import { TRPCError } from '@trpc/server';
+import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
 import { apiTokens, namespaces, runnerTokens, users } from '@/drizzle/schema';
 import { API_TOKEN_PREFIX, hashPassword, newTokenSecret, RUNNER_TOKEN_PREFIX } from '../auth';
+import type { Caller } from '../api/authz';
+import { roleAtLeast, roleIn } from '../api/authz';
 import type { Db } from '../db';
 import { logger } from '../logger';
 import { badRequest, conflict, notFound } from './errors';
@@ -29,15 +32,62 @@ export async function signUp(db: Db, input: { email: string; password: string; n
   });
 }
 
-export async function createApiToken(db: Db, input: { userId: string; name: string; scopes: (typeof tokenScopes)[number][]; expiresInDays: number | null }) {
+/**
+ * Creates an API token and returns its secret once; only the sha256 is stored, with a visible
+ * prefix to tell tokens apart. `namespaceId` limits it to one namespace and `adapterIds` to
+ * chosen adapters; the caller checks that the user may act there.
+ */
+export async function createApiToken(db: Db, input: {
+  userId: string; name: string; scopes: (typeof tokenScopes)[number][]; expiresInDays: number | null; namespaceId?: string | null; adapterIds?: string[] | null;
+}) {
   if (input.scopes.length === 0) throw badRequest(`choose at least one scope: ${tokenScopes.join(', ')}`);
+  if (input.adapterIds && input.adapterIds.length === 0) throw badRequest('adapterIds is empty; leave it out for a token not limited to adapters, or name at least one');
   const token = newTokenSecret(API_TOKEN_PREFIX);
-  await db.insert(apiTokens).values({
+  const [row] = await db.insert(apiTokens).values({
     userId: input.userId, name: input.name, prefix: token.prefix, tokenHash: token.hash, scopes: input.scopes,
     expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86400_000) : null,
-  });
+    namespaceId: input.namespaceId ?? null, adapterIds: input.adapterIds ?? null,
+  }).returning({ id: apiTokens.id, expiresAt: apiTokens.expiresAt });
   logger.info({ userId: input.userId, prefix: token.prefix, scopes: input.scopes }, 'API token created');
-  return { token: token.secret, prefix: token.prefix };
+  return { id: row!.id, token: token.secret, prefix: token.prefix, expiresAt: row!.expiresAt };
+}
+
+/** Lists a user's API tokens without their secrets, newest first, revoked ones included. */
+export async function listApiTokens(db: Db, userId: string) {
+  return db.select({
+    id: apiTokens.id, name: apiTokens.name, prefix: apiTokens.prefix, scopes: apiTokens.scopes, expiresAt: apiTokens.expiresAt, lastUsedAt: apiTokens.lastUsedAt,
+    revokedAt: apiTokens.revokedAt, createdAt: apiTokens.createdAt, namespace: namespaces.name, adapterIds: apiTokens.adapterIds,
+  }).from(apiTokens).leftJoin(namespaces, eq(namespaces.id, apiTokens.namespaceId))
+    .where(eq(apiTokens.userId, userId)).orderBy(desc(apiTokens.createdAt));
+}
+
+/** Lists the API tokens limited to a team namespace, with their holders; a team's admins manage these. */
+export async function listNamespaceTokens(db: Db, namespaceId: string) {
+  return db.select({
+    id: apiTokens.id, name: apiTokens.name, prefix: apiTokens.prefix, scopes: apiTokens.scopes, holder: users.email, expiresAt: apiTokens.expiresAt,
+    lastUsedAt: apiTokens.lastUsedAt, revokedAt: apiTokens.revokedAt, createdAt: apiTokens.createdAt,
+  }).from(apiTokens).innerJoin(users, eq(users.id, apiTokens.userId))
+    .where(eq(apiTokens.namespaceId, namespaceId)).orderBy(desc(apiTokens.createdAt));
+}
+
+/** Revokes an API token limited to the namespace, whoever holds it. */
+export async function revokeNamespaceToken(db: Db, input: { namespaceId: string; id: string }) {
+  const [revoked] = await db.update(apiTokens).set({ revokedAt: sql`now()` })
+    .where(and(eq(apiTokens.id, input.id), eq(apiTokens.namespaceId, input.namespaceId), isNull(apiTokens.revokedAt)))
+    .returning({ id: apiTokens.id, prefix: apiTokens.prefix });
+  if (!revoked) throw notFound(`active API token ${input.id} limited to this namespace`);
+  logger.info({ namespaceId: input.namespaceId, prefix: revoked.prefix }, 'API token revoked by a namespace admin');
+  return revoked;
+}
+
+/** Revokes one of the user's API tokens; it stops working on the next request. */
+export async function revokeApiToken(db: Db, input: { userId: string; id: string }) {
+  const [revoked] = await db.update(apiTokens).set({ revokedAt: sql`now()` })
+    .where(and(eq(apiTokens.id, input.id), eq(apiTokens.userId, input.userId), isNull(apiTokens.revokedAt)))
+    .returning({ id: apiTokens.id, prefix: apiTokens.prefix });
+  if (!revoked) throw notFound(`active API token ${input.id} of yours`);
+  logger.info({ userId: input.userId, prefix: revoked.prefix }, 'API token revoked');
+  return revoked;
 }
 
 export async function createRunnerToken(db: Db, input: { userId: string; name: string }) {
@@ -48,11 +98,14 @@ export async function createRunnerToken(db: Db, input: { userId: string; name: s
 }
 
 /**
- * Resolves a namespace a user may publish into or transfer adapters to: their own, or any
- * namespace for an administrator. Another namespace is NOT_FOUND, so its existence is not revealed.
+ * Resolves a namespace the caller may publish into or transfer adapters to: one where it has
+ * at least the admin role. A namespace where it has no role is NOT_FOUND, so its existence is
+ * not revealed; a lower role is FORBIDDEN.
  */
-export async function namespaceForPublishing(db: Db, user: { namespaceId: string; isAdmin: boolean }, name: string): Promise<string> {
-  const [found] = await db.select({ id: namespaces.id }).from(namespaces).where(eq(namespaces.name, name)).limit(1);
-  if (!found || (found.id !== user.namespaceId && !user.isAdmin)) throw notFound(`namespace ${name} you may publish to`);
+export async function namespaceForPublishing(caller: Caller, name: string): Promise<string> {
+  const [found] = await caller.db.select({ id: namespaces.id }).from(namespaces).where(eq(namespaces.name, name)).limit(1);
+  const role = found ? await roleIn(caller, found.id) : null;
+  if (!found || !role) throw notFound(`namespace ${name} you may publish to`);
+  if (!roleAtLeast(role, 'admin')) throw new TRPCError({ code: 'FORBIDDEN', message: `your role in ${name} is ${role}; publishing there needs admin or owner` });
   return found.id;
 }

@@ -49,8 +49,9 @@ describe('adapter lifecycle', () => {
     expect(page.deprecation).toEqual({ message: 'use the successor', replacedBy: `${owner.namespace}/successor` });
   });
 
-  it('answers NOT_FOUND when another namespace tries to yank', async () => {
-    await expect(stranger.client.adapters.yank.mutate({ namespace: owner.namespace, name: 'successor', version: 1, reason: 'vandalism' })).rejects.toThrow(/in your namespace not found/);
+  it('answers FORBIDDEN when another namespace tries to yank', async () => {
+    await expect(stranger.client.adapters.yank.mutate({ namespace: owner.namespace, name: 'successor', version: 1, reason: 'vandalism' }))
+      .rejects.toThrow(new RegExp(`you have no role in namespace ${owner.namespace}`));
     const page = await owner.client.adapters.get.query({ namespace: owner.namespace, name: 'successor' });
     expect(page.version.yanked).toBeNull();
   });

@@ -25,6 +25,12 @@ export function appSettings(url: string): Record<string, string> {
     S3_SECRET_ACCESS_KEY: testEnv.S3_SECRET_ACCESS_KEY,
     NEXTAUTH_SECRET: 'test-secret-for-integration-tests-only',
     NEXTAUTH_URL: url,
+    // Every test calls from 127.0.0.1, and some send hundreds of writes a minute with one
+    // token; rate-limit.test.ts starts its own app with small limits.
+    RATE_LIMIT_WRITES: '100000',
+    RATE_LIMIT_EXPENSIVE_READS: '100000',
+    RATE_LIMIT_ADDRESS_WRITES: '100000',
+    RATE_LIMIT_ADDRESS_EXPENSIVE_READS: '100000',
   };
 }
 export const APP_LOG = '.test-data/app.log';

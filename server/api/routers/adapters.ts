@@ -6,18 +6,22 @@ import {
 } from '../../services/adapters';
 import { namespaceForPublishing } from '../../services/accounts';
 import { searchAdapters, searchFacets, searchFilters, searchInput } from '../../services/search';
-import { publicProcedure, router, userProcedure } from '../trpc';
+import { recordAudit } from '../../services/audit';
+import { namespaceProcedure, publicProcedure, router, userProcedure } from '../trpc';
+
+// Managing an adapter needs the admin role in its namespace (its owner, for a personal one).
+const manageAdapter = namespaceProcedure('write', 'admin', { from: 'adapter', redirects: true });
 
 const adapterRef = z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100) });
 
 export const adaptersRouter = router({
   /** One page of listed adapters; pass `nextCursor` back as `cursor` for the next one. */
-  search: publicProcedure
+  search: publicProcedure.meta({ expensive: true })
     .input(searchInput)
     .query(({ ctx, input }) => searchAdapters(ctx.db, input)),
 
   /** Counts per base model, domain, task, rank, license and PEFT type under the same filters. */
-  facets: publicProcedure
+  facets: publicProcedure.meta({ expensive: true })
     .input(searchFilters)
     .query(({ ctx, input }) => searchFacets(ctx.db, input)),
 
@@ -39,12 +43,14 @@ export const adaptersRouter = router({
     }),
 
   /**
-   * Step 2: verify every uploaded file and the adapter itself, then publish the next version.
+   * Step 2: verify every uploaded file and the adapter itself, then publish the next version
+   * into `namespace` (the caller's own when absent), which needs the admin role there.
    * Returns `{ status: 'verifying', … }` while the files' sha256 check is unfinished; call again.
    */
-  publish: userProcedure('write')
+  publish: namespaceProcedure('write', 'admin', { from: 'adapter', redirects: false })
     .input(z.object({
       uploadId: z.string().uuid(),
+      namespace: z.string().min(1).max(100).optional(),
       name: z.string().min(1).max(96),
       baseModelId: z.string().min(1).max(200),
       description: z.string().max(2000).optional(),
@@ -56,36 +62,62 @@ export const adaptersRouter = router({
       const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'adapter');
       if (isVerifying(files)) return files;
       const published = await publishAdapterVersion(ctx.db, {
-        namespaceId: ctx.user.namespaceId, name: input.name, baseModelId: input.baseModelId, files,
+        namespaceId: ctx.access.namespaceId, name: input.name, baseModelId: input.baseModelId, files,
         description: input.description, domain: input.domain, publishedBy: ctx.user.id, label: input.label, changelog: input.changelog,
       });
       await closeUpload(ctx.db, input.uploadId);
-      return { ...published, namespace: ctx.user.namespace, name: input.name };
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.publish', target: `${ctx.access.namespace}/${input.name}`, details: { version: published.version } });
+      return { ...published, namespace: ctx.access.namespace, name: input.name };
     }),
 
-  yank: userProcedure('write')
+  yank: manageAdapter
     .input(adapterRef.extend({ version: z.number().int().positive(), reason: z.string().min(1, 'give a reason users will read').max(1000) }))
-    .mutation(({ ctx, input }) => yankVersion(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+    .mutation(async ({ ctx, input }) => {
+      const yanked = await yankVersion(ctx.db, { ...input, namespaceId: ctx.access.namespaceId });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.yank', target: `${input.namespace}/${input.name}`, details: { version: input.version, reason: input.reason } });
+      return yanked;
+    }),
 
-  deprecate: userProcedure('write')
+  deprecate: manageAdapter
     .input(adapterRef.extend({ message: z.string().min(1).max(1000), replacedBy: z.string().max(200).nullable().default(null) }))
-    .mutation(({ ctx, input }) => deprecateAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+    .mutation(async ({ ctx, input }) => {
+      const deprecated = await deprecateAdapter(ctx.db, { ...input, namespaceId: ctx.access.namespaceId });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.deprecate', target: `${input.namespace}/${input.name}`, details: { replacedBy: input.replacedBy } });
+      return deprecated;
+    }),
 
-  /** Soft delete by the owner; restorable until the retention period ends. */
-  delete: userProcedure('write')
+  /** Soft delete by a namespace admin; restorable until the retention period ends. */
+  delete: manageAdapter
     .input(adapterRef)
-    .mutation(({ ctx, input }) => deleteAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+    .mutation(async ({ ctx, input }) => {
+      const deleted = await deleteAdapter(ctx.db, { ...input, namespaceId: ctx.access.namespaceId });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.delete', target: `${input.namespace}/${input.name}` });
+      return deleted;
+    }),
 
-  restore: userProcedure('write')
+  restore: manageAdapter
     .input(adapterRef)
-    .mutation(({ ctx, input }) => restoreAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId })),
+    .mutation(async ({ ctx, input }) => {
+      const restored = await restoreAdapter(ctx.db, { ...input, namespaceId: ctx.access.namespaceId });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.restore', target: `${input.namespace}/${input.name}` });
+      return restored;
+    }),
 
-  /** Renames an adapter, or transfers it with `newNamespace`; the old name keeps redirecting. */
-  rename: userProcedure('write')
+  /**
+   * Renames an adapter, or transfers it with `newNamespace` (admin role needed there too);
+   * the old name keeps redirecting.
+   */
+  rename: manageAdapter
     .input(adapterRef.extend({ newName: z.string().min(1).max(96), newNamespace: z.string().min(1).max(100).optional() }))
     .mutation(async ({ ctx, input }) => {
-      const newNamespaceId = input.newNamespace ? await namespaceForPublishing(ctx.db, ctx.user, input.newNamespace) : ctx.user.namespaceId;
-      return renameAdapter(ctx.db, { ...input, namespaceId: ctx.user.namespaceId, newNamespaceId });
+      const newNamespaceId = input.newNamespace ? await namespaceForPublishing(ctx, input.newNamespace) : ctx.access.namespaceId;
+      const renamed = await renameAdapter(ctx.db, { ...input, namespaceId: ctx.access.namespaceId, newNamespaceId });
+      const to = `${input.newNamespace ?? ctx.access.namespace}/${input.newName}`;
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.rename', target: `${input.namespace}/${input.name}`, details: { to } });
+      if (newNamespaceId !== ctx.access.namespaceId) {
+        await recordAudit(ctx.db, { namespaceId: newNamespaceId, actorUserId: ctx.user.id, action: 'adapter.rename', target: to, details: { from: `${input.namespace}/${input.name}` } });
+      }
+      return renamed;
     }),
 
   like: userProcedure('write')

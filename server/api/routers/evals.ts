@@ -8,7 +8,7 @@ import { adminProcedure, publicProcedure, router, userProcedure } from '../trpc'
 export const evalsRouter = router({
   tasks: publicProcedure.query(({ ctx }) => listTasks(ctx.db)),
 
-  leaderboard: publicProcedure
+  leaderboard: publicProcedure.meta({ expensive: true })
     .input(z.object({ taskId: z.string().min(1).max(100), baseModelId: z.string().max(200).optional() }))
     .query(({ ctx, input }) => leaderboard(ctx.db, input.taskId, input.baseModelId)),
 

@@ -1,14 +1,16 @@
 import { z } from 'zod';
 import { hyperparameters } from '../../contracts/runner';
-import { notFound } from '../../services/errors';
 import { cancelJob, createFinetuneJob, getJob, listJobs, presets } from '../../services/jobs';
-import { publicProcedure, router, userProcedure } from '../trpc';
+import { namespaceProcedure, publicProcedure, router } from '../trpc';
+
+// Jobs are private to their namespace: members start and cancel them, viewers read them.
+const namespaceInput = z.object({ namespace: z.string().min(1).max(100).optional() });
 
 export const finetuneRouter = router({
   presets: publicProcedure.query(() => presets),
 
-  create: userProcedure('fine-tune')
-    .input(z.object({
+  create: namespaceProcedure('fine-tune', 'member', { from: 'namespace', field: 'namespace', private: true })
+    .input(namespaceInput.extend({
       datasetVersionId: z.number().int().positive(),
       baseModelId: z.string().min(1).max(200),
       adapterName: z.string().min(1).max(96),
@@ -18,22 +20,20 @@ export const finetuneRouter = router({
       evalLimit: z.number().int().positive().nullable().default(null),
     }))
     .mutation(({ ctx, input }) => createFinetuneJob(ctx.db, {
-      userId: ctx.user.id, namespaceId: ctx.user.namespaceId, datasetVersionId: input.datasetVersionId, baseModelId: input.baseModelId,
+      userId: ctx.user.id, namespaceId: ctx.access.namespaceId, datasetVersionId: input.datasetVersionId, baseModelId: input.baseModelId,
       params: { adapterName: input.adapterName, domain: input.domain, description: input.description, hyperparameters: input.hyperparameters, evalLimit: input.evalLimit },
     })),
 
-  get: userProcedure('read')
+  // Outsiders learn nothing about a job, not even that it exists: the rule answers NOT_FOUND.
+  get: namespaceProcedure('read', 'viewer', { from: 'job', field: 'jobId' })
     .input(z.object({ jobId: z.string().uuid() }))
-    .query(async ({ ctx, input }) => {
-      const job = await getJob(ctx.db, input.jobId);
-      // Jobs are private to their namespace; others learn nothing, not even that the job exists.
-      if (job.namespaceId !== ctx.user.namespaceId) throw notFound(`job ${input.jobId}`);
-      return job;
-    }),
+    .query(({ ctx, input }) => getJob(ctx.db, input.jobId)),
 
-  list: userProcedure('read').query(({ ctx }) => listJobs(ctx.db, ctx.user.namespaceId)),
+  list: namespaceProcedure('read', 'viewer', { from: 'namespace', field: 'namespace', private: true })
+    .input(namespaceInput.optional())
+    .query(({ ctx }) => listJobs(ctx.db, ctx.access.namespaceId)),
 
-  cancel: userProcedure('fine-tune')
+  cancel: namespaceProcedure('fine-tune', 'member', { from: 'job', field: 'jobId' })
     .input(z.object({ jobId: z.string().uuid() }))
-    .mutation(({ ctx, input }) => cancelJob(ctx.db, input.jobId, ctx.user.namespaceId)),
+    .mutation(({ ctx, input }) => cancelJob(ctx.db, input.jobId, ctx.access.namespaceId)),
 });

@@ -3,6 +3,7 @@ import { getServerSession } from 'next-auth';
 import { appRouter } from '@/server/api/root';
 import { createContext } from '@/server/api/trpc';
 import { authOptions } from '@/server/auth';
+import { retryAfterOf } from '@/server/rate-limit';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
@@ -28,6 +29,11 @@ async function handler(request: Request) {
       // The first X-Forwarded-For entry is the client when a proxy or CDN sits in front.
       clientAddress: request.headers.get('x-forwarded-for')?.split(',')[0]?.trim() ?? request.headers.get('x-real-ip'),
     }),
+    // A rate-limited call (HTTP 429) says when to try again; in a batch the longest wait wins.
+    responseMeta({ errors }) {
+      const waits = errors.map(retryAfterOf).filter((seconds): seconds is number => seconds !== null);
+      return waits.length > 0 ? { headers: new Headers({ 'Retry-After': String(Math.max(...waits)) }) } : {};
+    },
   });
 }
 
