@@ -318,10 +318,20 @@ async function completeParts(file: SessionFile): Promise<void> {
     const partNumber = i + 1;
     const [start, end] = partRange(file.size, file.partSize!, partNumber);
     const part = byNumber.get(partNumber);
-    if (!part) throw badRequest(`file ${file.path}: part ${partNumber} of ${file.parts!.length} was not uploaded; resume the upload and send it`);
-    if (part.size !== end - start) throw badRequest(`file ${file.path}: part ${partNumber} has ${part.size} bytes in storage but should have ${end - start}; resume the upload to send it again`);
-    if (part.sha256 !== null && part.sha256 !== sha256) throw badRequest(`file ${file.path}: part ${partNumber} has sha256 ${part.sha256} in storage but ${sha256} was announced; resume the upload`);
-    joined.push({ partNumber, etag: part.etag, sha256 });
+    let problem: string | null = null;
+    if (!part) problem = `file ${file.path}: part ${partNumber} of ${file.parts!.length} was not uploaded; resume the upload and send it`;
+    else if (part.size !== end - start) problem = `file ${file.path}: part ${partNumber} has ${part.size} bytes in storage but should have ${end - start}; resume the upload to send it again`;
+    else if (part.sha256 !== null && part.sha256 !== sha256) problem = `file ${file.path}: part ${partNumber} has sha256 ${part.sha256} in storage but ${sha256} was announced; resume the upload`;
+    if (problem) {
+      // A concurrent finalize may be joining the parts right now, which empties the part list
+      // before the joined object appears; give it a moment (up to 1 s) before blaming the client.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (await headObject(file.key!) === file.size) return;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      throw badRequest(problem);
+    }
+    joined.push({ partNumber, etag: part!.etag, sha256 });
   }
   try {
     await completeMultipartUpload(file.key!, file.multipartId!, joined);
