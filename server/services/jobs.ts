@@ -11,7 +11,7 @@ import { publishAdapterVersion, ADAPTER_NAME } from './adapters';
 import { getBaseModel } from './base-models';
 import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
-import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
+import { createEvaluationJobsForVersion, DEFAULT_EVAL_SEED, getTask, recordEvaluationResults } from './evaluations';
 import { blobObjectKey, verifyFiles, type UploadFile } from './uploads';
 import { estimateTrainingMemory, type JobRequirements } from './requirements';
 
@@ -36,6 +36,10 @@ export interface EvaluateParams {
   taskVersion: number;
   configHash: string;
   limit: number | null;
+  // Absent on jobs queued before few-shot settings existed; the worker's defaults apply (0 and 1234).
+  numFewshot?: number;
+  seed?: number;
+  suite?: { id: string; version: number } | null;
   subjects: { key: string; adapterVersionId: number | null }[];
 }
 
@@ -166,7 +170,8 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
       return { key: subject.key, adapterFiles: await Promise.all(files.map((f) => remote(db, f.path, f.sha256, f.size))) };
     }));
     spec.evaluate = {
-      task: { id: task.id, version: task.version, file: await remote(db, 'task.jsonl', task.dataSha256, (await taskSize(db, task.dataSha256))), limit: params.limit },
+      task: { id: task.id, version: task.version, file: await remote(db, 'task.jsonl', task.dataSha256, (await taskSize(db, task.dataSha256))), limit: params.limit,
+        numFewshot: params.numFewshot ?? 0, seed: params.seed ?? DEFAULT_EVAL_SEED },
       subjects,
     };
   }
