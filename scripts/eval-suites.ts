@@ -179,3 +179,18 @@ export async function seedSuites(client: Client, dir: string, options: { suites?
   }
   return registered;
 }
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const url = process.env.APP_URL;
+  const token = process.env.ADMIN_TOKEN;
+  if (!url || !token) {
+    console.error('error: set APP_URL (the app, e.g. http://127.0.0.1:3000) and ADMIN_TOKEN (an API token with the admin scope)');
+    process.exit(1);
+  }
+  const { createClient } = await import('../lib/trpc-client');
+  const dir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '.data', 'suites');
+  seedSuites(createClient({ url, token }), dir).then((suites) => console.log(JSON.stringify(suites)), (error: unknown) => {
+    console.error(`error: ${(error as Error).message}`);
+    process.exit(1);
+  });
+}

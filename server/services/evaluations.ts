@@ -83,7 +83,8 @@ export async function registerTask(db: Db, input: { id: string; displayName: str
 
   const [existing] = await db.select().from(benchmarkTasks).where(eq(benchmarkTasks.id, input.id)).limit(1);
   if (existing?.dataSha256 === input.file.sha256) {
-    if (!existing.baselines) await db.update(benchmarkTasks).set({ baselines }).where(eq(benchmarkTasks.id, input.id));
+    // Recomputed each time, so tasks registered before a baseline was added gain it.
+    await db.update(benchmarkTasks).set({ baselines }).where(eq(benchmarkTasks.id, input.id));
     return { id: existing.id, version: existing.version };
   }
   const version = existing ? existing.version + 1 : 1;
