@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", REPOSITORY_ROOT.parent / "shared" / "data")), help="folder with arc/arc_easy.jsonl")
     parser.add_argument("--items", type=int, default=60, help="ARC-Easy test items to score")
     parser.add_argument("--out", type=Path, help="write the JSON record to this file")
+    parser.add_argument("--command-line-first", action="store_true", help="run lm_eval before the job, to see how much the order matters")
     arguments = parser.parse_args()
 
     import lm_eval
@@ -118,8 +119,12 @@ def main() -> None:
         task_path = work / "arc_easy_local.jsonl"
         items = arc_items(arguments.data_dir, arguments.items)
         task_path.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
-        job = run_job(arguments.model, task_path, work / "job")
-        command_line, command = run_command_line(arguments.model, task_path, work / "cli")
+        if arguments.command_line_first:
+            command_line, command = run_command_line(arguments.model, task_path, work / "cli")
+            job = run_job(arguments.model, task_path, work / "job")
+        else:
+            job = run_job(arguments.model, task_path, work / "job")
+            command_line, command = run_command_line(arguments.model, task_path, work / "cli")
 
     count = len(items)
     record = {
@@ -128,6 +133,8 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__, "lmEval": lm_eval.__version__},
         "job": {**job, "itemsPerSecond": round(count / job["wallSeconds"], 3), "scoringItemsPerSecond": round(count / job["scoringSeconds"], 3)},
         "commandLine": {**command_line, "itemsPerSecond": round(count / command_line["wallSeconds"], 3), "command": " ".join(command)},
+        "order": "command line first" if arguments.command_line_first else "job first",
+        "loadAverageAfter": os.getloadavg()[0],
         "ratioJobToCommandLine": round(command_line["wallSeconds"] / job["wallSeconds"], 3),
         "sameScores": job["accuracy"] == command_line["accuracy"] and job["accNorm"] == command_line["accNorm"],
     }
