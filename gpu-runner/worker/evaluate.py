@@ -189,10 +189,10 @@ def evaluate_subject(
     events: EventWriter,
     cancel: CancellationFlag,
     label: str,
+    task_manager: Any,
 ) -> dict[str, Any]:
-    """Run the harness on one loaded model and return its result row and per-item samples."""
+    """Run the harness on one loaded model and return its scores, per-item samples and seconds taken."""
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
     passes = {"done": 0}
     expected_passes = max(1, math.ceil(request_count / BATCH_SIZE))
@@ -219,7 +219,7 @@ def evaluate_subject(
         torch_random_seed=task.seed,
         fewshot_random_seed=task.seed,
         bootstrap_iters=BOOTSTRAP_ITERATIONS,
-        task_manager=TaskManager(),
+        task_manager=task_manager,
         verbosity="WARNING",
     )
     scores = output["results"][task.name]
@@ -244,8 +244,11 @@ def _prediction(sample: dict[str, Any]) -> dict[str, Any]:
 
 def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag) -> None:
     import lm_eval
+    from lm_eval.tasks import TaskManager
 
     harness_version = lm_eval.__version__
+    # Indexing the harness's bundled task files takes seconds, so it happens once per job.
+    task_manager = TaskManager()
     section = job.evaluate
     task = section.task
     work_dir = Path(job.workDir)
@@ -270,7 +273,7 @@ def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWri
     predictions: dict[str, list[dict[str, Any]]] = {}
     for subject in section.subjects:
         tokenizer, model = _load_subject_model(job, subject, device_choice)
-        run = evaluate_subject(model, tokenizer, task, config, len(items), request_count, device_choice, events, cancel, subject.key)
+        run = evaluate_subject(model, tokenizer, task, config, len(items), request_count, device_choice, events, cancel, subject.key, task_manager)
         scores = run["scores"]
         subject_predictions = [_prediction(sample) for sample in run["samples"]]
         correct = sum(1 for sample in run["samples"] if sample["acc"] == 1.0)
