@@ -30,6 +30,7 @@ Commands:
   finetune watch JOB_ID                follow a job until it ends
   finetune cancel JOB_ID
   eval NAMESPACE/NAME[@VERSION] --task ID [--limit N]
+  eval-suite NAMESPACE/NAME[@VERSION] --suite ID   queue one evaluation per task of the suite's latest version
   leaderboard TASK_ID
   yank NAMESPACE/NAME@VERSION --reason TEXT   hide a version from "latest" and listings
   deprecate NAMESPACE/NAME --message TEXT [--replacement NAMESPACE/NAME]
@@ -170,7 +171,7 @@ async function main(argv: string[]) {
       email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' }, base: { type: 'string' }, description: { type: 'string' },
       domain: { type: 'string' }, out: { type: 'string' }, dataset: { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
       epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string' }, 'max-seq': { type: 'string' }, 'max-steps': { type: 'string' },
-      'eval-limit': { type: 'string' }, task: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
+      'eval-limit': { type: 'string' }, task: { type: 'string' }, suite: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
       message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
       sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' }, namespace: { type: 'string' },
       'prompt-column': { type: 'string' }, 'completion-column': { type: 'string' }, 'text-column': { type: 'string' }, 'system-column': { type: 'string' },
@@ -321,13 +322,22 @@ async function main(argv: string[]) {
       print(`evaluation job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
       return;
     }
+    case 'eval-suite': {
+      const ref = parseRef(rest[0]);
+      const created = await client.evals.requestSuite.mutate({ ...ref, suiteId: need(values.suite, '--suite') });
+      print(`suite ${created.suite.id} version ${created.suite.version}: ${created.jobIds.length} evaluation jobs queued (${created.jobIds.join(', ')})`, created);
+      return;
+    }
     case 'leaderboard': {
       const board = await client.evals.leaderboard.query({ taskId: need(rest[0], 'TASK_ID') });
       const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
-      const baselines = board.task.baselines ? [`  baselines: random ${pct(board.task.baselines.random)}, always "${board.task.baselines.majority.answer}" ${pct(board.task.baselines.majority.accuracy)}`] : [];
+      const b = board.task.baselines;
+      const f1Baselines = b?.majority.macroF1 !== undefined && b.randomMacroF1 !== undefined ? `; macro-F1 random ${pct(b.randomMacroF1)}, always "${b.majority.answer}" ${pct(b.majority.macroF1)}` : '';
+      const baselines = b ? [`  baselines: random ${pct(b.random)}, always "${b.majority.answer}" ${pct(b.majority.accuracy)}${f1Baselines}`] : [];
+      const f1 = (value: number | null) => (value === null ? '' : `, macro-F1 ${pct(value)}`);
       const human = [`${board.task.displayName}`, ...baselines, ...(board.entries.length === 0 ? ['  no adapter scores yet'] : []),
-        ...board.baseScores.map((b) => `  base ${b.baseModelId}: ${pct(b.accuracy)} ± ${pct(b.stderr)} (${b.correct}/${b.total})`),
-        ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} ± ${pct(e.stderr)} (${e.correct}/${e.total})${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
+        ...board.baseScores.map((s) => `  base ${s.baseModelId}: ${pct(s.accuracy)} ± ${pct(s.stderr)} (${s.correct}/${s.total})${f1(s.macroF1)}, ${s.numFewshot}-shot`),
+        ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.accuracy)} ± ${pct(e.stderr)} (${e.correct}/${e.total})${f1(e.macroF1)}${e.difference === null ? '' : ` ${e.difference >= 0 ? '+' : ''}${(e.difference * 100).toFixed(1)} points vs base`}`)].join('\n');
       print(human, board);
       return;
     }

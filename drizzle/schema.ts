@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint, bigserial, boolean, customType, doublePrecision, index, integer, jsonb, pgTable, serial, text, timestamp, uniqueIndex, uuid,
+  bigint, bigserial, boolean, customType, doublePrecision, index, integer, jsonb, pgTable, primaryKey, serial, text, timestamp, uniqueIndex, uuid,
 } from 'drizzle-orm/pg-core';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
@@ -364,7 +364,10 @@ export const benchmarkTasks = pgTable('benchmark_tasks', {
 
 export interface TaskBaselines {
   random: number;
-  majority: { answer: string; accuracy: number };
+  majority: { answer: string; accuracy: number; macroF1?: number };
+  // Macro-F1 of a uniform random choice, from its expected confusion counts; only for
+  // classification tasks, whose items all offer the same choices.
+  randomMacroF1?: number;
 }
 
 export const evalResults = pgTable('eval_results', {
@@ -379,9 +382,48 @@ export const evalResults = pgTable('eval_results', {
   total: integer('total').notNull(),
   accuracy: doublePrecision('accuracy').notNull(),
   stderr: doublePrecision('stderr').notNull(),
-  // sha256 of the task version, item limit and scoring method: a change makes a new result.
+  // sha256 of the task version, item limit, few-shot count, seed and scoring method: a change makes a new result.
   configHash: text('config_hash').notNull(),
   hardware: text('hardware').notNull(),
   durationSeconds: doublePrecision('duration_seconds').notNull(),
+  // The columns below are null on results scored before the worker used lm-evaluation-harness.
+  accNorm: doublePrecision('acc_norm'),
+  accNormStderr: doublePrecision('acc_norm_stderr'),
+  // Only for classification tasks, whose items all offer the same choices.
+  macroF1: doublePrecision('macro_f1'),
+  harnessVersion: text('harness_version'),
+  numFewshot: integer('num_fewshot').notNull().default(0),
+  seed: integer('seed'),
+  // sha256 of the harness task configuration and its data files, computed by the worker.
+  taskConfigHash: text('task_config_hash'),
+  // Set when the evaluation ran as part of a suite.
+  suiteId: text('suite_id'),
+  suiteVersion: integer('suite_version'),
   createdAt: createdAt(),
 }, (t) => [uniqueIndex('eval_results_once').on(t.jobId, t.taskId, t.adapterVersionId)]);
+
+/**
+ * A benchmark suite: tasks with their few-shot counts and one seed. Suites are immutable
+ * per version, so a result that names a suite version always means the same settings.
+ */
+export const evalSuites = pgTable('eval_suites', {
+  id: text('id').notNull(),
+  version: integer('version').notNull(),
+  displayName: text('display_name').notNull(),
+  description: text('description').notNull(),
+  domain: text('domain').notNull(),
+  seed: integer('seed').notNull(),
+  createdAt: createdAt(),
+}, (t) => [primaryKey({ columns: [t.id, t.version] })]);
+
+export const evalSuiteTasks = pgTable('eval_suite_tasks', {
+  suiteId: text('suite_id').notNull(),
+  suiteVersion: integer('suite_version').notNull(),
+  taskId: text('task_id').notNull().references(() => benchmarkTasks.id),
+  // The task version the suite version was defined with.
+  taskVersion: integer('task_version').notNull(),
+  numFewshot: integer('num_fewshot').notNull(),
+  // Items per task, for quick suites; null scores all of them.
+  limit: integer('item_limit'),
+  position: integer('position').notNull(),
+}, (t) => [primaryKey({ columns: [t.suiteId, t.suiteVersion, t.taskId] })]);

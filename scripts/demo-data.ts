@@ -20,8 +20,13 @@ export const PINNED = {
 
 type PinnedName = keyof typeof PINNED;
 
+/** Lists the folders searched for data files: DATA_DIR, then a `shared/data` folder beside the checkout. */
+export function dataFolders(): string[] {
+  return [process.env.DATA_DIR, path.join(root, '..', 'shared', 'data')].filter(Boolean) as string[];
+}
+
 function candidates(): string[] {
-  return [process.env.DATA_DIR, path.join(root, '..', 'shared', 'data'), path.join(root, '.data', 'downloads')].filter(Boolean) as string[];
+  return [...dataFolders(), path.join(root, '.data', 'downloads')];
 }
 
 /** Returns the bytes of a pinned file, from a local copy or its public source, verified. */

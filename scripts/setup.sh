@@ -15,8 +15,10 @@ wanted=$(cat gpu-runner/worker/requirements.txt gpu-runner/worker/requirements-n
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "==> creating the Python environment in .venv (PyTorch CPU build, transformers, PEFT)"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r gpu-runner/worker/requirements.txt
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r gpu-runner/worker/requirements-nodeps.txt
+  # `python -m pip` installs into this .venv even when .venv was copied from another
+  # checkout, whose bin/pip still starts that checkout's interpreter.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r gpu-runner/worker/requirements.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r gpu-runner/worker/requirements-nodeps.txt
   echo "$wanted" > "$stamp"
 fi
 

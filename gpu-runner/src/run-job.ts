@@ -174,7 +174,8 @@ export async function runJob(options: {
         for (const file of subject.adapterFiles) await download(file, path.join(adapterPath, file.path));
         subjects.push({ key: subject.key, adapterPath });
       }
-      spec.evaluate = { task: { name: job.evaluate.task.id, path: taskPath, limit: job.evaluate.task.limit }, subjects };
+      const { id, limit, numFewshot, seed } = job.evaluate.task;
+      spec.evaluate = { task: { name: id, path: taskPath, limit, numFewshot, seed }, subjects };
     }
 
     const specPath = path.join(workDir, 'spec.json');

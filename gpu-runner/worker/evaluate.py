@@ -1,12 +1,21 @@
-"""The `evaluate` job: multiple-choice accuracy by summed log-likelihood of each choice."""
+"""The `evaluate` job: multiple-choice scores from lm-evaluation-harness on local task files.
+
+Each task is a JSONL file of `{"id", "prompt", "choices", "gold"}` items. The worker
+validates the items, writes the ones it will score to the work folder and hands the
+harness a task configuration that reads that file through `dataset_path: json`, so
+the harness never looks for a data set on a hub. Every subject (the base model, or
+the base model with one PEFT adapter) is wrapped in the harness's HFLM and scored by
+log-likelihood: accuracy, length-normalised accuracy (acc_norm) and their standard
+errors come from the harness; macro-F1 is computed here from its per-item outputs.
+"""
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +28,16 @@ from .errors import DataError, JobCancelled
 from .events import ArtifactEvent, EvaluationResult, EvaluationSummary, EventWriter, FinishedEvent, MetricEvent
 from .process import CancellationFlag
 from .runtime import DeviceChoice
-from .spec import EvaluateJob, Subject
+from .spec import EvaluateJob, Subject, TaskRef
 
 RESULTS_FILE = "evaluation.json"
-# Progress log events per subject; a 500-item run logs every 50 items.
+# Requests (one per item and choice) the harness scores in one forward pass.
+BATCH_SIZE = 8
+# Progress log events per subject, counted in forward passes.
 PROGRESS_LOGS_PER_SUBJECT = 10
+# Resamples for the harness's bootstrap standard errors; accuracy and acc_norm use the
+# closed form, so this only bounds the cost of any other metric.
+BOOTSTRAP_ITERATIONS = 1000
 
 
 class TaskItem(BaseModel):
@@ -56,79 +70,97 @@ def read_task(path: Path, limit: int | None) -> list[TaskItem]:
                 f"{'.'.join(str(part) for part in problem['loc']) or 'item'}: {problem['msg']}" for problem in error.errors()
             )
             raise DataError(f"{path.name} line {line_number}: invalid task item: {problems}") from error
+    if not items:
+        raise DataError(f"{path.name}: the task file has no items")
     return items
 
 
-@dataclass(frozen=True)
-class EncodedItem:
-    item: TaskItem
-    context_ids: list[int]
-    choice_ids: list[list[int]]
+def write_items(path: Path, items: list[TaskItem]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(item.model_dump_json() + "\n" for item in items), encoding="utf-8")
 
 
-def encode_item(tokenizer: Any, item: TaskItem, max_positions: int) -> tuple[EncodedItem, bool]:
-    """Tokenize the chat-rendered prompt and each choice; return the encoding and whether the context was cut.
+def harness_task_config(name: str, items_path: Path, fewshot_path: Path | None, cache_dir: Path) -> dict[str, Any]:
+    """Build the harness's task configuration for one local JSONL task.
 
-    Choices are tokenized on their own and appended to the context tokens. The
-    ChatML generation prompt ends in a line break, so no token can span the
-    boundary. A context longer than the model's positions allow, less the longest
-    choice, loses its oldest tokens.
+    The prompt is the user turn and each choice the assistant's continuation: the
+    worker runs the harness with the base model's chat template, which ends the
+    context with the assistant header, so the choices follow with no delimiter.
+    Few-shot examples come from `fewshot_path` when given, else from the scored items
+    themselves (the harness never shows an item as its own example).
     """
-    context_text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": item.prompt}], tokenize=False, add_generation_prompt=True
-    )
-    context_ids = list(tokenizer(context_text, add_special_tokens=False)["input_ids"])
-    choice_ids = [list(tokenizer(choice, add_special_tokens=False)["input_ids"]) for choice in item.choices]
-    if any(not ids for ids in choice_ids):
-        raise DataError(f"task item {item.id!r}: a choice tokenizes to no tokens")
-    room = max_positions - max(len(ids) for ids in choice_ids)
-    if room < 1:
-        raise DataError(f"task item {item.id!r}: a choice is longer than the model's {max_positions} positions")
-    truncated = len(context_ids) > room
-    return EncodedItem(item, context_ids[-room:], choice_ids), truncated
+    data_files = {"test": str(items_path)}
+    if fewshot_path is not None:
+        data_files["fewshot"] = str(fewshot_path)
+    return {
+        "task": name,
+        "dataset_path": "json",
+        # cache_dir keeps the `datasets` cache of converted files inside the job's work folder.
+        "dataset_kwargs": {"data_files": data_files, "cache_dir": str(cache_dir)},
+        "test_split": "test",
+        "fewshot_split": "fewshot" if fewshot_path is not None else "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{prompt}}",
+        "doc_to_choice": "{{choices}}",
+        "doc_to_target": "{{gold}}",
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "metadata": {"version": 1},
+    }
 
 
-@torch.inference_mode()
-def score_choices(model: Any, context_ids: list[int], choice_ids: list[list[int]], device: torch.device) -> list[float]:
-    """Return each choice's summed log-probability as a continuation of the context.
+def task_config_hash(config: dict[str, Any], items_path: Path, fewshot_path: Path | None) -> str:
+    """Hash the task configuration with the bytes of its data files, so any change gives a new hash."""
+    digest = hashlib.sha256()
+    portable = {key: value for key, value in config.items() if key != "dataset_kwargs"}
+    digest.update(json.dumps(portable, sort_keys=True).encode())
+    for path in (items_path, fewshot_path):
+        digest.update(hashlib.sha256(path.read_bytes()).digest() if path is not None else b"-")
+    return digest.hexdigest()
 
-    One forward pass over the context fills the KV cache and yields the distribution
-    of every choice's first token. The cache is then repeated once per choice and a
-    single batched pass over the choices (without their last token, which predicts
-    nothing needed) yields the remaining log-probabilities. This costs one context
-    pass per item instead of one per choice.
+
+def is_classification(items: list[TaskItem]) -> bool:
+    """Return whether every item offers the same choices in the same order, so a choice index is a class label."""
+    return all(item.choices == items[0].choices for item in items)
+
+
+def macro_f1(golds: list[int], predictions: list[int]) -> float:
+    """Return the unweighted mean of per-class F1 over the classes that occur as gold or prediction.
+
+    A class never predicted and never gold would add nothing meaningful, so it is left
+    out, as scikit-learn's `f1_score(average="macro")` does. A class with no true
+    positive scores 0.
     """
-    context = torch.tensor([context_ids], dtype=torch.long, device=device)
-    output = model(input_ids=context, use_cache=True, logits_to_keep=1)
-    first_log_probs = output.logits[0, -1].float().log_softmax(-1)
-    scores = [first_log_probs[ids[0]].item() for ids in choice_ids]
-
-    continuation_length = max(len(ids) for ids in choice_ids) - 1
-    if continuation_length == 0:
-        return scores
-
-    cache = output.cache
-    cache.batch_repeat_interleave(len(choice_ids))
-    # Right padding is safe: each real token attends only to the context and to the
-    # choice tokens before it, and padded positions' logits are never read.
-    inputs = torch.zeros((len(choice_ids), continuation_length), dtype=torch.long, device=device)
-    attention_mask = torch.zeros((len(choice_ids), len(context_ids) + continuation_length), dtype=torch.long, device=device)
-    attention_mask[:, : len(context_ids)] = 1
-    for row, ids in enumerate(choice_ids):
-        inputs[row, : len(ids) - 1] = torch.tensor(ids[:-1], dtype=torch.long)
-        attention_mask[row, len(context_ids) : len(context_ids) + len(ids) - 1] = 1
-    logits = model(input_ids=inputs, attention_mask=attention_mask, cache=cache, use_cache=True).logits
-    log_probs = logits.float().log_softmax(-1)
-    for row, ids in enumerate(choice_ids):
-        # Position j of the continuation pass predicts choice token j + 1.
-        targets = torch.tensor(ids[1:], dtype=torch.long, device=device)
-        scores[row] += log_probs[row, : len(ids) - 1].gather(-1, targets.unsqueeze(-1)).sum().item()
-    return scores
+    classes = sorted(set(golds) | set(predictions))
+    scores = []
+    for label in classes:
+        true_positives = sum(1 for gold, predicted in zip(golds, predictions) if gold == label and predicted == label)
+        predicted_count = sum(1 for predicted in predictions if predicted == label)
+        gold_count = sum(1 for gold in golds if gold == label)
+        scores.append(2 * true_positives / (predicted_count + gold_count) if true_positives else 0.0)
+    return sum(scores) / len(scores)
 
 
-def accuracy_stderr(accuracy: float, total: int) -> float:
-    """Return the standard error of a proportion, sqrt(p(1-p)/n)."""
-    return math.sqrt(accuracy * (1 - accuracy) / total)
+def _make_lm_class() -> type:
+    """Subclass the harness's HFLM so every forward pass checks for cancellation and counts progress."""
+    from lm_eval.models.huggingface import HFLM
+
+    class CancellableHFLM(HFLM):
+        def __init__(self, *args: Any, cancel: CancellationFlag, on_batch: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._cancel = cancel
+            self._on_batch = on_batch
+
+        def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
+            if self._cancel.requested:
+                raise JobCancelled(f"{self._cancel.signal_name} received; stopped the evaluation between batches")
+            logits = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+            self._on_batch()
+            return logits
+
+    return CancellableHFLM
 
 
 def _load_subject_model(job: EvaluateJob, subject: Subject, device_choice: DeviceChoice) -> tuple[Any, Any]:
@@ -146,57 +178,119 @@ def _load_subject_model(job: EvaluateJob, subject: Subject, device_choice: Devic
     return tokenizer, model
 
 
+def evaluate_subject(
+    model: Any,
+    tokenizer: Any,
+    task: TaskRef,
+    config: dict[str, Any],
+    item_count: int,
+    request_count: int,
+    device_choice: DeviceChoice,
+    events: EventWriter,
+    cancel: CancellationFlag,
+    label: str,
+    task_manager: Any,
+) -> dict[str, Any]:
+    """Run the harness on one loaded model and return its scores, per-item samples and seconds taken."""
+    from lm_eval import simple_evaluate
+
+    passes = {"done": 0}
+    expected_passes = max(1, math.ceil(request_count / BATCH_SIZE))
+    log_every = max(1, math.ceil(expected_passes / PROGRESS_LOGS_PER_SUBJECT))
+    start = time.monotonic()
+
+    def on_batch() -> None:
+        passes["done"] += 1
+        if passes["done"] % log_every == 0:
+            events.log("info", f"subject {label!r}: {passes['done']} forward passes of batch {BATCH_SIZE}, {time.monotonic() - start:.1f} s")
+
+    lm = _make_lm_class()(
+        pretrained=model, tokenizer=tokenizer, batch_size=BATCH_SIZE, device=str(device_choice.device),
+        cancel=cancel, on_batch=on_batch,
+    )
+    output = simple_evaluate(
+        model=lm,
+        tasks=[config],
+        num_fewshot=task.numFewshot,
+        apply_chat_template=True,
+        log_samples=True,
+        random_seed=task.seed,
+        numpy_random_seed=task.seed,
+        torch_random_seed=task.seed,
+        fewshot_random_seed=task.seed,
+        bootstrap_iters=BOOTSTRAP_ITERATIONS,
+        task_manager=task_manager,
+        verbosity="WARNING",
+    )
+    scores = output["results"][task.name]
+    samples = sorted(output["samples"][task.name], key=lambda sample: sample["doc_id"])
+    if len(samples) != item_count:
+        raise DataError(f"the harness scored {len(samples)} of the {item_count} items of task {task.name!r}")
+    return {"scores": scores, "samples": samples, "seconds": time.monotonic() - start}
+
+
+def _prediction(sample: dict[str, Any]) -> dict[str, Any]:
+    log_likelihoods = [float(response[0]) for response in sample["filtered_resps"]]
+    choices = sample["doc"]["choices"]
+    return {
+        "id": sample["doc"]["id"],
+        "gold": int(sample["target"]),
+        "predicted": max(range(len(log_likelihoods)), key=log_likelihoods.__getitem__),
+        # acc_norm divides each log-likelihood by the choice's length in characters, as the harness does.
+        "predictedNorm": max(range(len(log_likelihoods)), key=lambda i: log_likelihoods[i] / len(choices[i])),
+        "logLikelihoods": log_likelihoods,
+    }
+
+
 def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag) -> None:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    harness_version = lm_eval.__version__
+    # Indexing the harness's bundled task files takes seconds, so it happens once per job.
+    task_manager = TaskManager()
     section = job.evaluate
     task = section.task
+    work_dir = Path(job.workDir)
     items = read_task(Path(task.path), task.limit)
+    items_path = work_dir / "harness" / f"{task.name}.items.jsonl"
+    write_items(items_path, items)
+    fewshot_path = None
+    if task.fewshotPath is not None:
+        fewshot_path = work_dir / "harness" / f"{task.name}.fewshot.jsonl"
+        write_items(fewshot_path, read_task(Path(task.fewshotPath), None))
+    if task.numFewshot >= len(items) and fewshot_path is None:
+        raise DataError(
+            f"numFewshot={task.numFewshot} needs more than {task.numFewshot} items in task {task.name!r}, which has {len(items)}; "
+            "lower numFewshot or give a separate few-shot file"
+        )
+    config = harness_task_config(task.name, items_path, fewshot_path, work_dir / "harness" / "datasets-cache")
+    config_hash = task_config_hash(config, items_path, fewshot_path)
+    classification = is_classification(items)
+    request_count = sum(len(item.choices) for item in items)
+
     results: list[EvaluationResult] = []
     predictions: dict[str, list[dict[str, Any]]] = {}
-
     for subject in section.subjects:
         tokenizer, model = _load_subject_model(job, subject, device_choice)
-        max_positions = getattr(model.config, "max_position_embeddings", None) or 2**31
-        correct = 0
-        truncated_items = []
-        subject_predictions = []
-        log_every = max(1, math.ceil(len(items) / PROGRESS_LOGS_PER_SUBJECT))
-        start = time.monotonic()
-
-        for index, item in enumerate(items, start=1):
-            if cancel.requested:
-                raise JobCancelled(
-                    f"{cancel.signal_name} received; stopped evaluating subject {subject.key!r} after {index - 1} of {len(items)} items"
-                )
-            encoded, truncated = encode_item(tokenizer, item, max_positions)
-            if truncated:
-                truncated_items.append(item.id)
-            scores = score_choices(model, encoded.context_ids, encoded.choice_ids, device_choice.device)
-            predicted = max(range(len(scores)), key=scores.__getitem__)
-            correct += predicted == item.gold
-            subject_predictions.append(
-                {"id": item.id, "gold": item.gold, "predicted": predicted, "logLikelihoods": scores}
-            )
-            if index % log_every == 0 or index == len(items):
-                seconds = time.monotonic() - start
-                events.log(
-                    "info",
-                    f"subject {subject.key!r}: {index}/{len(items)} items, accuracy so far {correct / index:.3f}, "
-                    f"{seconds / index:.2f} s per item",
-                )
-
-        if truncated_items:
-            events.log("warning", f"subject {subject.key!r}: cut the oldest context tokens of items {truncated_items[:20]}")
-        accuracy = correct / len(items)
-        stderr = accuracy_stderr(accuracy, len(items))
-        events.emit(
-            MetricEvent(
-                name="accuracy", value=accuracy, subject=subject.key, task=task.name,
-                correct=correct, total=len(items), stderr=stderr,
-            )
+        run = evaluate_subject(model, tokenizer, task, config, len(items), request_count, device_choice, events, cancel, subject.key, task_manager)
+        scores = run["scores"]
+        subject_predictions = [_prediction(sample) for sample in run["samples"]]
+        correct = sum(1 for sample in run["samples"] if sample["acc"] == 1.0)
+        f1 = macro_f1([p["gold"] for p in subject_predictions], [p["predicted"] for p in subject_predictions]) if classification else None
+        result = EvaluationResult(
+            subject=subject.key, task=task.name, correct=correct, total=len(items),
+            accuracy=scores["acc,none"], stderr=scores["acc_stderr,none"],
+            accNorm=scores["acc_norm,none"], accNormStderr=scores["acc_norm_stderr,none"], macroF1=f1,
+            harnessVersion=harness_version, numFewshot=task.numFewshot, seed=task.seed, configHash=config_hash,
+            durationSeconds=round(run["seconds"], 3),
         )
-        results.append(
-            EvaluationResult(subject=subject.key, task=task.name, correct=correct, total=len(items), accuracy=accuracy, stderr=stderr)
-        )
+        events.emit(MetricEvent(name="accuracy", value=result.accuracy, subject=subject.key, task=task.name, correct=correct, total=len(items), stderr=result.stderr))
+        events.emit(MetricEvent(name="acc_norm", value=result.accNorm, subject=subject.key, task=task.name, total=len(items), stderr=result.accNormStderr))
+        if f1 is not None:
+            events.emit(MetricEvent(name="macro_f1", value=f1, subject=subject.key, task=task.name, total=len(items)))
+        events.log("info", f"subject {subject.key!r}: accuracy {result.accuracy:.3f}, acc_norm {result.accNorm:.3f} on {len(items)} items in {run['seconds']:.1f} s")
+        results.append(result)
         predictions[subject.key] = subject_predictions
         # Free this subject's weights before the next subject loads a fresh copy.
         del model
@@ -204,11 +298,10 @@ def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWri
         if device_choice.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    results_path = Path(job.workDir) / RESULTS_FILE
-    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path = work_dir / RESULTS_FILE
     results_path.write_text(
         json.dumps(
-            {"task": task.name, "results": [result.model_dump() for result in results], "predictions": predictions},
+            {"task": task.name, "results": [result.model_dump(exclude_none=True) for result in results], "predictions": predictions},
             indent=1,
         )
         + "\n",

@@ -134,6 +134,16 @@ class EvaluationResult(_StrictModel):
     total: int = Field(ge=1)
     accuracy: float = Field(ge=0, le=1)
     stderr: NonNegativeFloat
+    # Accuracy when each choice's log-likelihood is divided by its length in characters.
+    accNorm: float = Field(ge=0, le=1)
+    accNormStderr: NonNegativeFloat
+    # Mean per-class F1; present only for classification tasks, whose items all offer the same choices.
+    macroF1: float | None = Field(default=None, ge=0, le=1)
+    harnessVersion: str = Field(min_length=1, description="lm-evaluation-harness version that scored the items.")
+    numFewshot: NonNegativeInt
+    seed: NonNegativeInt
+    configHash: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the harness task configuration and its data files.")
+    durationSeconds: NonNegativeFloat
 
 
 class EvaluationSummary(_StrictModel):

@@ -90,6 +90,7 @@ def _preload() -> None:
     import peft  # noqa: F401
     import torch  # noqa: F401
     import transformers
+    import lm_eval.evaluator  # noqa: F401  (the harness takes seconds to import)
 
     from . import cli, evaluate, events, finetune, runtime, spec  # noqa: F401
 

@@ -116,6 +116,11 @@ class TaskRef(_SpecModel):
     name: str = Field(min_length=1)
     path: AbsolutePath
     limit: int | None = Field(default=None, ge=1, description="Evaluate only the first `limit` items.")
+    numFewshot: int = Field(default=0, ge=0, description="Solved examples shown before each item.")
+    seed: int = Field(default=1234, ge=0, description="Seed of the harness's few-shot sampling and of Python, NumPy and torch.")
+    fewshotPath: AbsolutePath | None = Field(
+        default=None, description="JSONL items to draw few-shot examples from; absent draws them from the task's other items."
+    )
 
 
 class Subject(_SpecModel):

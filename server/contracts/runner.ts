@@ -96,7 +96,10 @@ export const claimedJob = z.object({
     checkpoint: z.object({ step: z.number().int().nonnegative(), files: z.array(remoteFile) }).nullable().optional(),
   }).optional(),
   evaluate: z.object({
-    task: z.object({ id: z.string(), version: z.number().int(), file: remoteFile, limit: z.number().int().positive().nullable() }),
+    task: z.object({
+      id: z.string(), version: z.number().int(), file: remoteFile, limit: z.number().int().positive().nullable(),
+      numFewshot: z.number().int().nonnegative().default(0), seed: z.number().int().nonnegative().default(1234),
+    }),
     subjects: z.array(z.object({ key: z.string(), adapterFiles: z.array(remoteFile).optional() })),
   }).optional(),
 });

@@ -56,5 +56,16 @@ export const evaluationResult = z.object({
   total: z.number().int().positive(),
   accuracy: z.number().min(0).max(1),
   stderr: z.number().nonnegative(),
+  // Accuracy when each choice's log-likelihood is divided by its length in characters.
+  accNorm: z.number().min(0).max(1),
+  accNormStderr: z.number().nonnegative(),
+  // Present only for classification tasks, whose items all offer the same choices.
+  macroF1: z.number().min(0).max(1).optional(),
+  harnessVersion: z.string().min(1),
+  numFewshot: z.number().int().nonnegative(),
+  seed: z.number().int().nonnegative(),
+  // sha256 of the harness task configuration and its data files, computed by the worker.
+  configHash: z.string().regex(/^[0-9a-f]{64}$/),
+  durationSeconds: z.number().nonnegative(),
 });
 export type EvaluationResult = z.infer<typeof evaluationResult>;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { and, desc, eq, isNull, sql } from 'drizzle-orm';
-import { adapters, adapterVersions, benchmarkTasks, evalResults, jobs, namespaces, type TaskBaselines } from '@/drizzle/schema';
+import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
+import { adapters, adapterVersions, benchmarkTasks, evalResults, evalSuites, evalSuiteTasks, jobs, namespaces, type TaskBaselines } from '@/drizzle/schema';
 import { getObject } from '../storage';
 import type { EvaluationResult } from '../contracts/worker-events';
 import type { Db } from '../db';
@@ -12,7 +12,9 @@ import type { EvaluateParams } from './jobs';
 import type { VerifiedFile } from './uploads';
 
 // Bump when the worker's scoring changes, so old and new scores are never mixed.
-export const SCORING_METHOD = 'mc-loglik-sum-v1';
+export const SCORING_METHOD = 'lm-eval-mc-v2';
+// Few-shot seed of an evaluation requested outside a suite; the worker's default too.
+export const DEFAULT_EVAL_SEED = 1234;
 
 const MAX_TASK_BYTES = 64 * 1024 * 1024;
 
@@ -23,6 +25,7 @@ const MAX_TASK_BYTES = 64 * 1024 * 1024;
 export function taskBaselines(text: string): { itemCount: number; baselines: TaskBaselines } {
   let randomSum = 0;
   const answers = new Map<string, number>();
+  const choiceLists = new Set<string>();
   const lines = text.split('\n').filter((line) => line.trim() !== '');
   lines.forEach((line, index) => {
     let item: { choices?: unknown; gold?: unknown };
@@ -39,12 +42,38 @@ export function taskBaselines(text: string): { itemCount: number; baselines: Tas
       throw badRequest(`task line ${index + 1}: \`gold\` ${JSON.stringify(item.gold)} must index one of the ${choices.length} choices`);
     }
     randomSum += 1 / choices.length;
+    choiceLists.add(JSON.stringify(choices));
     const answer = choices[item.gold as number] as string;
     answers.set(answer, (answers.get(answer) ?? 0) + 1);
   });
   if (lines.length === 0) throw badRequest('the task file has no items');
   const [answer, count] = [...answers.entries()].sort((a, b) => b[1] - a[1])[0]!;
-  return { itemCount: lines.length, baselines: { random: randomSum / lines.length, majority: { answer, accuracy: count / lines.length } } };
+  const baselines: TaskBaselines = { random: randomSum / lines.length, majority: { answer, accuracy: count / lines.length } };
+  // Macro-F1 means something only when a choice is a class label, that is when every item offers the same choices.
+  if (choiceLists.size === 1) {
+    const classes = (JSON.parse([...choiceLists][0]!) as string[]).length;
+    const macro = classificationBaselines([...answers.values()], classes, lines.length);
+    baselines.majority.macroF1 = macro.majority;
+    baselines.randomMacroF1 = macro.random;
+  }
+  return { itemCount: lines.length, baselines };
+}
+
+/**
+ * Computes the macro-F1 of the trivial classifiers from the gold count of each class that occurs.
+ * Always answering the majority class gives that class F1 = 2p / (1 + p) (p: its share of the
+ * items) and every other class 0. A class that is neither gold nor predicted is left out, as the
+ * worker and scikit-learn do. A uniform random choice is scored on its expected confusion counts,
+ * where class k gets F1 = 2 p_k (1/K) / (p_k + 1/K) over K classes.
+ */
+export function classificationBaselines(goldCounts: number[], classCount: number, total: number): { majority: number; random: number } {
+  const shares = goldCounts.map((count) => count / total);
+  const top = Math.max(...shares);
+  const majority = (2 * top) / (1 + top) / goldCounts.length;
+  const guess = 1 / classCount;
+  // Classes never gold still get predicted by a random choice, with F1 0.
+  const random = shares.reduce((sum, share) => sum + (2 * share * guess) / (share + guess), 0) / classCount;
+  return { majority, random };
 }
 
 export async function registerTask(db: Db, input: { id: string; displayName: string; description: string; domain: string; file: VerifiedFile; itemCount: number }) {
@@ -54,7 +83,8 @@ export async function registerTask(db: Db, input: { id: string; displayName: str
 
   const [existing] = await db.select().from(benchmarkTasks).where(eq(benchmarkTasks.id, input.id)).limit(1);
   if (existing?.dataSha256 === input.file.sha256) {
-    if (!existing.baselines) await db.update(benchmarkTasks).set({ baselines }).where(eq(benchmarkTasks.id, input.id));
+    // Recomputed each time, so tasks registered before a baseline was added gain it.
+    await db.update(benchmarkTasks).set({ baselines }).where(eq(benchmarkTasks.id, input.id));
     return { id: existing.id, version: existing.version };
   }
   const version = existing ? existing.version + 1 : 1;
@@ -73,21 +103,28 @@ export async function listTasks(db: Db) {
   return db.select().from(benchmarkTasks).orderBy(benchmarkTasks.id);
 }
 
-function configHash(task: { id: string; version: number; dataSha256: string }, limit: number | null): string {
-  return createHash('sha256').update(JSON.stringify([task.id, task.version, task.dataSha256, limit, SCORING_METHOD])).digest('hex');
+function configHash(task: { id: string; version: number; dataSha256: string }, settings: { limit: number | null; numFewshot: number; seed: number }): string {
+  return createHash('sha256').update(JSON.stringify([task.id, task.version, task.dataSha256, settings.limit, settings.numFewshot, settings.seed, SCORING_METHOD])).digest('hex');
 }
 
 /**
  * Queues an evaluation of one adapter version on one task. The base model is included
  * only when no score exists for the same task configuration, so it is computed once.
  */
-export async function createEvaluationJob(db: Db, input: { versionId: number; taskId: string; limit: number | null; parentJobId?: string | null; createdBy?: string | null; namespaceId?: string }) {
+export async function createEvaluationJob(db: Db, input: {
+  versionId: number; taskId: string; limit: number | null; parentJobId?: string | null; createdBy?: string | null; namespaceId?: string;
+  numFewshot?: number; seed?: number; suite?: { id: string; version: number } | null;
+}) {
   const [version] = await db.select({ id: adapterVersions.id, namespaceId: adapters.namespaceId, baseModelId: adapters.baseModelId })
     .from(adapterVersions).innerJoin(adapters, eq(adapters.id, adapterVersions.adapterId)).where(eq(adapterVersions.id, input.versionId)).limit(1);
   if (!version) throw notFound(`adapter version ${input.versionId}`);
   const task = await getTask(db, input.taskId);
   if (input.limit !== null && input.limit < 1) throw badRequest(`limit ${input.limit} must be a positive number of items or null for all`);
-  const hash = configHash(task, input.limit);
+  const numFewshot = input.numFewshot ?? 0;
+  const seed = input.seed ?? DEFAULT_EVAL_SEED;
+  if (!Number.isInteger(numFewshot) || numFewshot < 0) throw badRequest(`numFewshot ${numFewshot} must be a whole number of examples, 0 or more`);
+  if (!Number.isInteger(seed) || seed < 0) throw badRequest(`seed ${seed} must be a whole number, 0 or more`);
+  const hash = configHash(task, { limit: input.limit, numFewshot, seed });
 
   const [baseScore] = await db.select({ id: evalResults.id }).from(evalResults)
     .where(and(eq(evalResults.taskId, task.id), eq(evalResults.configHash, hash), eq(evalResults.baseModelId, version.baseModelId), isNull(evalResults.adapterVersionId))).limit(1);
@@ -95,7 +132,9 @@ export async function createEvaluationJob(db: Db, input: { versionId: number; ta
     ...(baseScore ? [] : [{ key: 'base', adapterVersionId: null }]),
     { key: `adapter-version:${version.id}`, adapterVersionId: version.id },
   ];
-  const params: EvaluateParams = { taskId: task.id, taskVersion: task.version, configHash: hash, limit: input.limit, subjects };
+  const params: EvaluateParams = {
+    taskId: task.id, taskVersion: task.version, configHash: hash, limit: input.limit, numFewshot, seed, suite: input.suite ?? null, subjects,
+  };
 
   const [job] = await db.insert(jobs).values({
     // The job belongs to the requester's namespace, so the requester can follow and cancel it.
@@ -123,10 +162,14 @@ export async function recordEvaluationResults(db: Db, job: typeof jobs.$inferSel
     const result = results.find((r) => r.subject === subject.key);
     if (!result) throw badRequest(`evaluation results lack subject ${subject.key}; the worker must score every subject of the job`);
     if (result.correct > result.total) throw badRequest(`subject ${subject.key}: ${result.correct} correct out of ${result.total} is impossible`);
+    if (result.numFewshot !== (params.numFewshot ?? 0)) throw badRequest(`subject ${subject.key}: scored with ${result.numFewshot} few-shot examples, but the job asked for ${params.numFewshot}`);
     await db.insert(evalResults).values({
       taskId: params.taskId, taskVersion: params.taskVersion, baseModelId: job.baseModelId, adapterVersionId: subject.adapterVersionId, jobId: job.id,
       correct: result.correct, total: result.total, accuracy: result.correct / result.total, stderr: result.stderr, configHash: params.configHash,
-      hardware, durationSeconds,
+      hardware, durationSeconds: result.durationSeconds ?? durationSeconds,
+      accNorm: result.accNorm, accNormStderr: result.accNormStderr, macroF1: result.macroF1 ?? null, harnessVersion: result.harnessVersion,
+      numFewshot: result.numFewshot, seed: result.seed, taskConfigHash: result.configHash,
+      suiteId: params.suite?.id ?? null, suiteVersion: params.suite?.version ?? null,
     }).onConflictDoNothing();
     if (subject.adapterVersionId !== null) {
       const [version] = await db.select({ adapterId: adapterVersions.adapterId }).from(adapterVersions).where(eq(adapterVersions.id, subject.adapterVersionId));
@@ -143,6 +186,8 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
   const task = await getTask(db, taskId);
   const rows = await db.select({
     resultId: evalResults.id, accuracy: evalResults.accuracy, stderr: evalResults.stderr, correct: evalResults.correct, total: evalResults.total,
+    accNorm: evalResults.accNorm, accNormStderr: evalResults.accNormStderr, macroF1: evalResults.macroF1, harnessVersion: evalResults.harnessVersion,
+    numFewshot: evalResults.numFewshot, seed: evalResults.seed, hardware: evalResults.hardware, durationSeconds: evalResults.durationSeconds,
     configHash: evalResults.configHash, baseModelId: evalResults.baseModelId, adapterVersionId: evalResults.adapterVersionId, jobId: evalResults.jobId,
     createdAt: evalResults.createdAt, version: adapterVersions.version, name: adapters.name, namespace: namespaces.name,
     deleted: sql<boolean>`${adapters.deletedAt} is not null`,
@@ -163,23 +208,104 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
     const current = best.get(row.adapterVersionId);
     if (!current || row.total > current.total) best.set(row.adapterVersionId, row);
   }
+  // A base score pairs with an adapter score only under the same task settings and harness version.
+  const pairing = (row: (typeof rows)[number]) => `${row.baseModelId}:${row.configHash}:${row.harnessVersion}`;
   const baseScores = new Map<string, (typeof rows)[number]>();
-  for (const row of rows) if (row.adapterVersionId === null && !baseScores.has(`${row.baseModelId}:${row.configHash}`)) baseScores.set(`${row.baseModelId}:${row.configHash}`, row);
+  for (const row of rows) if (row.adapterVersionId === null && !baseScores.has(pairing(row))) baseScores.set(pairing(row), row);
 
   const entries = [];
   for (const row of best.values()) {
-    const base = baseScores.get(`${row.baseModelId}:${row.configHash}`) ?? null;
+    const base = baseScores.get(pairing(row)) ?? null;
     entries.push({
       adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId!, baseModelId: row.baseModelId,
       accuracy: row.accuracy, stderr: row.stderr, correct: row.correct, total: row.total, jobId: row.jobId,
-      base: base && { accuracy: base.accuracy, stderr: base.stderr, correct: base.correct, total: base.total },
+      accNorm: row.accNorm, accNormStderr: row.accNormStderr, macroF1: row.macroF1,
+      harnessVersion: row.harnessVersion, numFewshot: row.numFewshot, seed: row.seed, hardware: row.hardware, durationSeconds: row.durationSeconds,
+      base: base && { accuracy: base.accuracy, stderr: base.stderr, correct: base.correct, total: base.total, accNorm: base.accNorm, macroF1: base.macroF1 },
       difference: base ? row.accuracy - base.accuracy : null,
+      macroF1Difference: base && base.macroF1 !== null && row.macroF1 !== null ? row.macroF1 - base.macroF1 : null,
     });
   }
   entries.sort((a, b) => b.accuracy - a.accuracy);
   return {
     task: { id: task.id, displayName: task.displayName, description: task.description, version: task.version, itemCount: task.itemCount, domain: task.domain, baselines: task.baselines },
-    baseScores: [...baseScores.values()].map((b) => ({ baseModelId: b.baseModelId, accuracy: b.accuracy, stderr: b.stderr, correct: b.correct, total: b.total, configHash: b.configHash })),
+    baseScores: [...baseScores.values()].map((b) => ({
+      baseModelId: b.baseModelId, accuracy: b.accuracy, stderr: b.stderr, correct: b.correct, total: b.total, configHash: b.configHash,
+      accNorm: b.accNorm, macroF1: b.macroF1, harnessVersion: b.harnessVersion, numFewshot: b.numFewshot, seed: b.seed,
+    })),
     entries: entries.map((entry, index) => ({ rank: index + 1, ...entry })),
   };
+}
+
+export interface SuiteTaskInput { taskId: string; numFewshot: number; limit: number | null }
+
+/**
+ * Registers a suite's tasks and settings. The same tasks (at their current versions), few-shot
+ * counts, limits and seed keep the current version; any change makes a new version, so results
+ * recorded under an older version keep meaning what they meant.
+ */
+export async function registerSuite(db: Db, input: { id: string; displayName: string; description: string; domain: string; seed: number; tasks: SuiteTaskInput[] }) {
+  if (input.tasks.length === 0) throw badRequest(`suite ${JSON.stringify(input.id)} lists no tasks; give at least one task id`);
+  const duplicates = input.tasks.map((t) => t.taskId).filter((id, index, all) => all.indexOf(id) !== index);
+  if (duplicates.length > 0) throw badRequest(`suite ${JSON.stringify(input.id)} lists task ${JSON.stringify(duplicates[0])} more than once`);
+  const tasks: (SuiteTaskInput & { taskVersion: number })[] = [];
+  for (const entry of input.tasks) {
+    const task = await getTask(db, entry.taskId);
+    if (entry.limit !== null && entry.numFewshot >= entry.limit) {
+      throw badRequest(`task ${entry.taskId}: numFewshot ${entry.numFewshot} needs a limit above it, but the limit is ${entry.limit}`);
+    }
+    tasks.push({ ...entry, taskVersion: task.version });
+  }
+
+  const fingerprint = (rows: { taskId: string; taskVersion: number; numFewshot: number; limit: number | null }[], seed: number) =>
+    JSON.stringify([seed, rows.map((t) => [t.taskId, t.taskVersion, t.numFewshot, t.limit])]);
+  const [current] = await db.select().from(evalSuites).where(eq(evalSuites.id, input.id)).orderBy(desc(evalSuites.version)).limit(1);
+  if (current) {
+    const currentTasks = await db.select().from(evalSuiteTasks)
+      .where(and(eq(evalSuiteTasks.suiteId, current.id), eq(evalSuiteTasks.suiteVersion, current.version))).orderBy(asc(evalSuiteTasks.position));
+    if (fingerprint(currentTasks, current.seed) === fingerprint(tasks, input.seed)) return { id: current.id, version: current.version };
+  }
+  const version = current ? current.version + 1 : 1;
+  await db.transaction(async (tx) => {
+    await tx.insert(evalSuites).values({ id: input.id, version, displayName: input.displayName, description: input.description, domain: input.domain, seed: input.seed });
+    await tx.insert(evalSuiteTasks).values(tasks.map((t, position) => ({
+      suiteId: input.id, suiteVersion: version, taskId: t.taskId, taskVersion: t.taskVersion, numFewshot: t.numFewshot, limit: t.limit, position,
+    })));
+  });
+  logger.info({ suiteId: input.id, version }, 'evaluation suite registered');
+  return { id: input.id, version };
+}
+
+/** Returns a suite version with its tasks; without `version`, the latest. */
+export async function getSuite(db: Db, id: string, version?: number) {
+  const [suite] = await db.select().from(evalSuites)
+    .where(and(eq(evalSuites.id, id), version === undefined ? undefined : eq(evalSuites.version, version))).orderBy(desc(evalSuites.version)).limit(1);
+  if (!suite) throw notFound(`evaluation suite ${JSON.stringify(id)}${version === undefined ? '' : ` version ${version}`}`);
+  const tasks = await db.select().from(evalSuiteTasks)
+    .where(and(eq(evalSuiteTasks.suiteId, suite.id), eq(evalSuiteTasks.suiteVersion, suite.version))).orderBy(asc(evalSuiteTasks.position));
+  return { ...suite, tasks: tasks.map(({ taskId, taskVersion, numFewshot, limit }) => ({ taskId, taskVersion, numFewshot, limit })) };
+}
+
+/** Lists the latest version of every suite. */
+export async function listSuites(db: Db) {
+  const latest = await db.selectDistinctOn([evalSuites.id], { id: evalSuites.id, version: evalSuites.version }).from(evalSuites).orderBy(evalSuites.id, desc(evalSuites.version));
+  return Promise.all(latest.map((suite) => getSuite(db, suite.id, suite.version)));
+}
+
+/** Queues one evaluation job per task of a suite version, each with the suite's few-shot count and seed. */
+export async function createSuiteEvaluation(db: Db, input: { versionId: number; suiteId: string; suiteVersion?: number; createdBy?: string | null; namespaceId?: string }) {
+  const suite = await getSuite(db, input.suiteId, input.suiteVersion);
+  const jobIds = [];
+  for (const task of suite.tasks) {
+    const current = await getTask(db, task.taskId);
+    if (current.version !== task.taskVersion) {
+      throw badRequest(`task ${task.taskId} is at version ${current.version}, but suite ${suite.id} version ${suite.version} was defined on version ${task.taskVersion}; register the suite again to pick up the new task version`);
+    }
+    const { jobId } = await createEvaluationJob(db, {
+      versionId: input.versionId, taskId: task.taskId, limit: task.limit, numFewshot: task.numFewshot, seed: suite.seed,
+      suite: { id: suite.id, version: suite.version }, createdBy: input.createdBy ?? null, namespaceId: input.namespaceId,
+    });
+    jobIds.push(jobId);
+  }
+  return { suite: { id: suite.id, version: suite.version }, jobIds };
 }

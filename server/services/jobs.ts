@@ -11,7 +11,7 @@ import { publishAdapterVersion, ADAPTER_NAME } from './adapters';
 import { baseModelContextLength, getBaseModel } from './base-models';
 import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
-import { createEvaluationJobsForVersion, getTask, recordEvaluationResults } from './evaluations';
+import { createEvaluationJobsForVersion, DEFAULT_EVAL_SEED, getTask, recordEvaluationResults } from './evaluations';
 import { verifyFiles, type UploadFile } from './uploads';
 import { preflightFinetune } from './finetune-preflight';
 import { estimateTrainingMemory, type JobRequirements } from './requirements';
@@ -39,6 +39,10 @@ export interface EvaluateParams {
   taskVersion: number;
   configHash: string;
   limit: number | null;
+  // Absent on jobs queued before few-shot settings existed; the worker's defaults apply (0 and 1234).
+  numFewshot?: number;
+  seed?: number;
+  suite?: { id: string; version: number } | null;
   subjects: { key: string; adapterVersionId: number | null }[];
 }
 
@@ -190,7 +194,10 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
       if (subject.adapterVersionId === null) return { key: subject.key };
       return { key: subject.key, adapterFiles: signed.filter((_, i) => files[i]!.versionId === subject.adapterVersionId) };
     });
-    spec.evaluate = { task: { id: task.id, version: task.version, file: taskFile!, limit: params.limit }, subjects };
+    spec.evaluate = {
+      task: { id: task.id, version: task.version, file: taskFile!, limit: params.limit, numFewshot: params.numFewshot ?? 0, seed: params.seed ?? DEFAULT_EVAL_SEED },
+      subjects,
+    };
   }
   return spec;
 }

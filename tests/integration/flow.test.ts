@@ -107,8 +107,14 @@ describe('publish, fine-tune, evaluate and rank end to end', () => {
     expect(Number(evalJob.summary?.wallSeconds)).toBeGreaterThan(0);
 
     const board = await user.client.evals.leaderboard.query({ taskId: 'pubmedqa', baseModelId: TINY_BASE_ID });
-    // The test task contains the first 40 official test items, 20 of them labelled "yes".
-    expect(board.task.baselines).toEqual({ random: expect.closeTo(1 / 3, 10), majority: { answer: 'yes', accuracy: 20 / 40 } });
+    // The test task contains the first 40 official test items: 20 labelled "yes", 15 "no" and 5 "maybe".
+    // Always "yes" has F1 2(0.5)/(1 + 0.5) for "yes" and 0 for the other two classes.
+    const randomF1 = [20, 15, 5].map((count) => (2 * (count / 40) * (1 / 3)) / (count / 40 + 1 / 3));
+    expect(board.task.baselines).toEqual({
+      random: expect.closeTo(1 / 3, 10),
+      majority: { answer: 'yes', accuracy: 20 / 40, macroF1: expect.closeTo(2 / 3 / 3, 10) },
+      randomMacroF1: expect.closeTo(randomF1.reduce((a, b) => a + b) / 3, 10),
+    });
     const entry = board.entries.find((e) => e.adapter === `${user.namespace}/pubmedqa-tiny`);
     expect(entry).toMatchObject({ total: 20, base: { total: 20 } });
     expect(entry!.correct).toBeGreaterThanOrEqual(0);

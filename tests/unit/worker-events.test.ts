@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { workerEvent } from '../../server/contracts/worker-events';
+import { evaluationResult, workerEvent } from '../../server/contracts/worker-events';
 
 const fixture = fs.readFileSync('tests/fixtures/worker-events.jsonl', 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
 
@@ -11,6 +11,18 @@ describe('worker event contract', () => {
 
   it('covers every event type', () => {
     expect(new Set(fixture.map((e: { type: string }) => e.type))).toEqual(new Set(['started', 'progress', 'checkpoint', 'metric', 'artifact', 'log', 'finished', 'failed']));
+  });
+
+  it('accepts the evaluation results of the fixture', () => {
+    const evaluations = fixture.filter((e: { type: string; summary?: { results?: unknown } }) => e.type === 'finished' && e.summary?.results);
+    expect(evaluations).toHaveLength(1);
+    for (const result of evaluations[0].summary.results) expect(evaluationResult.safeParse(result).error?.issues ?? []).toEqual([]);
+  });
+
+  it('rejects an evaluation result without its harness version', () => {
+    const [result] = fixture.find((e: { summary?: { results?: unknown } }) => e.summary?.results).summary.results;
+    const { harnessVersion: _omitted, ...rest } = result;
+    expect(evaluationResult.safeParse(rest).success).toBe(false);
   });
 
   it('rejects an unknown failure reason', () => {

@@ -1,4 +1,4 @@
-"""Multiple-choice evaluation: cached scoring against a full forward pass, and the evaluate job."""
+"""Multiple-choice evaluation through lm-evaluation-harness: hand-computed scores and the evaluate job."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 
 from worker.basemodel import MANIFEST_NAME, load_base_model
 from worker.errors import DataError
-from worker.evaluate import TaskItem, accuracy_stderr, encode_item, read_task, score_choices
+from worker.evaluate import TaskItem, is_classification, macro_f1, read_task
 from worker.tests.helpers import (
     GPU_RUNNER_DIR,
     PREPARED_SMOLLM2,
@@ -30,67 +30,96 @@ from worker.tests.helpers import (
 CPU = torch.device("cpu")
 
 
-def full_forward_log_likelihood(model: Any, context_ids: list[int], choice_ids: list[int]) -> float:
-    """Sum log p(choice token | everything before it) from one uncached pass over context + choice."""
-    input_ids = torch.tensor([context_ids + choice_ids])
-    with torch.no_grad():
-        log_probs = model(input_ids=input_ids).logits[0].float().log_softmax(-1)
-    start = len(context_ids)
-    return sum(log_probs[start + offset - 1, token].item() for offset, token in enumerate(choice_ids))
+def hand_log_likelihoods(tokenizer: Any, model: Any, prompt: str, choices: list[str]) -> list[float]:
+    """Score each choice with one plain forward pass over the chat-rendered prompt followed by the choice.
+
+    The choice's tokens are those of prompt + choice after the prompt's tokens, and each
+    contributes log p(token | everything before it). Like the harness, the context's
+    trailing whitespace (the line break after the assistant header) moves to the start
+    of every choice, so it is scored too.
+    """
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    context = rendered.rstrip()
+    choices = [rendered[len(context):] + choice for choice in choices]
+    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    scores = []
+    for choice in choices:
+        whole_ids = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
+        assert whole_ids[: len(context_ids)] == context_ids
+        with torch.no_grad():
+            log_probs = model(input_ids=torch.tensor([whole_ids])).logits[0].float().log_softmax(-1)
+        scores.append(sum(log_probs[position - 1, whole_ids[position]].item() for position in range(len(context_ids), len(whole_ids))))
+    return scores
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_base: Path) -> tuple[Any, Any]:
+def mean_stderr(values: list[float]) -> float:
+    """Return the standard error of a mean from the sample standard deviation (n - 1), as the harness reports it."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1)) / math.sqrt(len(values))
+
+
+THREE_ITEMS = [
+    {"id": "q1", "prompt": "Does aspirin lower the risk of a second heart attack?", "choices": ["yes", "no", "maybe"], "gold": 0},
+    {"id": "q2", "prompt": "Is a common cold caused by bacteria?", "choices": ["yes", "no", "maybe"], "gold": 1},
+    {"id": "q3", "prompt": "Does coffee cure diabetes? Context: " + "a small trial " * 10, "choices": ["yes", "no", "maybe"], "gold": 2},
+]
+
+
+def test_three_item_task_matches_hand_computation(tiny_base: Path, tmp_path: Path) -> None:
+    task = write_jsonl(tmp_path / "task.jsonl", THREE_ITEMS)
+
+    run = run_worker_job(evaluate_spec(tmp_path, tiny_base, task, [{"key": "base"}], limit=None), tmp_path / "spec.json")
+
+    assert run.returncode == 0, run.stderr
     tokenizer, model = load_base_model(tiny_base, CPU, torch.float32)
     model.eval()
-    return tokenizer, model
+    expected_scores = [hand_log_likelihoods(tokenizer, model, item["prompt"], item["choices"]) for item in THREE_ITEMS]
+    expected_predicted = [max(range(3), key=scores.__getitem__) for scores in expected_scores]
+    expected_norm = [max(range(3), key=lambda i, s=scores, c=item["choices"]: s[i] / len(c[i])) for scores, item in zip(expected_scores, THREE_ITEMS)]
+    hits = [float(predicted == item["gold"]) for predicted, item in zip(expected_predicted, THREE_ITEMS)]
+    norm_hits = [float(predicted == item["gold"]) for predicted, item in zip(expected_norm, THREE_ITEMS)]
+
+    [artifact] = run.of_type("artifact")
+    saved = json.loads(Path(artifact.path).read_text())
+    predictions = saved["predictions"]["base"]
+    for prediction, scores in zip(predictions, expected_scores):
+        assert prediction["logLikelihoods"] == pytest.approx(scores, abs=1e-3)
+    assert [prediction["predicted"] for prediction in predictions] == expected_predicted
+
+    [finished] = run.of_type("finished")
+    [result] = finished.summary.results
+    assert result.correct == sum(hits)
+    assert result.accuracy == pytest.approx(sum(hits) / 3)
+    assert result.stderr == pytest.approx(mean_stderr(hits))
+    assert result.accNorm == pytest.approx(sum(norm_hits) / 3)
+    assert result.accNormStderr == pytest.approx(mean_stderr(norm_hits))
+    assert result.macroF1 == pytest.approx(macro_f1([0, 1, 2], expected_predicted))
+    assert result.numFewshot == 0
+    assert result.seed == 1234
+    assert result.harnessVersion == __import__("lm_eval").__version__
 
 
-def test_cached_scores_match_full_forward(tiny_model: tuple[Any, Any]) -> None:
-    tokenizer, model = tiny_model
-    item = TaskItem(
-        id="q1",
-        prompt="Does aspirin reduce the risk of a second heart attack? Context: " + "trial data " * 40,
-        choices=["yes", "no", "maybe, the evidence is mixed", "It depends on the dose and the patient."],
-        gold=0,
-    )
-    encoded, truncated = encode_item(tokenizer, item, max_positions=2048)
-    assert not truncated
-    assert len({len(ids) for ids in encoded.choice_ids}) > 1, "choices must differ in token count to test padding"
-
-    cached = score_choices(model, encoded.context_ids, encoded.choice_ids, CPU)
-
-    direct = [full_forward_log_likelihood(model, encoded.context_ids, ids) for ids in encoded.choice_ids]
-    assert cached == pytest.approx(direct, abs=1e-4)
+def test_macro_f1_by_hand() -> None:
+    # Always "yes" on 3 yes, 1 no, 1 maybe: F1(yes) = 2*3/(5+3) = 0.75, the others 0.
+    assert macro_f1([0, 0, 0, 1, 2], [0, 0, 0, 0, 0]) == pytest.approx(0.25)
+    assert macro_f1([0, 1, 2], [0, 1, 2]) == 1.0
+    # Gold 0 0 1 1, predicted 0 1 1 1: F1(0) = 2/3, F1(1) = 4/5.
+    assert macro_f1([0, 0, 1, 1], [0, 1, 1, 1]) == pytest.approx((2 / 3 + 4 / 5) / 2)
 
 
-def test_single_token_choices_match_full_forward(tiny_model: tuple[Any, Any]) -> None:
-    tokenizer, model = tiny_model
-    item = TaskItem(id="q2", prompt="Pick one.", choices=["A", "B", "C"], gold=1)
-    encoded, _ = encode_item(tokenizer, item, max_positions=2048)
-    assert all(len(ids) == 1 for ids in encoded.choice_ids)
+def test_macro_f1_matches_scikit_learn() -> None:
+    from sklearn.metrics import f1_score
 
-    cached = score_choices(model, encoded.context_ids, encoded.choice_ids, CPU)
-
-    direct = [full_forward_log_likelihood(model, encoded.context_ids, ids) for ids in encoded.choice_ids]
-    assert cached == pytest.approx(direct, abs=1e-4)
+    golds = [0, 1, 2, 2, 1, 0, 0, 2, 1, 3]
+    predictions = [0, 2, 2, 1, 1, 0, 3, 2, 0, 0]
+    assert macro_f1(golds, predictions) == pytest.approx(f1_score(golds, predictions, average="macro"))
 
 
-def test_long_context_loses_oldest_tokens(tiny_model: tuple[Any, Any]) -> None:
-    tokenizer, _ = tiny_model
-    item = TaskItem(id="q3", prompt="word " * 100, choices=["yes", "no"], gold=0)
-    full, _ = encode_item(tokenizer, item, max_positions=2048)
-
-    cut, truncated = encode_item(tokenizer, item, max_positions=50)
-
-    assert truncated
-    assert len(cut.context_ids) == 50 - 1
-    assert cut.context_ids == full.context_ids[-49:]
-
-
-def test_stderr_formula() -> None:
-    assert accuracy_stderr(0.75, 4) == pytest.approx(math.sqrt(0.75 * 0.25 / 4))
-    assert accuracy_stderr(1.0, 10) == 0.0
+def test_classification_needs_same_choices() -> None:
+    same = [TaskItem(id=str(i), prompt="p", choices=["yes", "no"], gold=i % 2) for i in range(3)]
+    assert is_classification(same)
+    mixed = same + [TaskItem(id="x", prompt="p", choices=["no", "yes"], gold=0)]
+    assert not is_classification(mixed)
 
 
 def test_task_limit_and_bad_gold(tmp_path: Path) -> None:
@@ -144,15 +173,18 @@ def test_evaluate_job_on_certain_task(tiny_base: Path, trained_adapter: TrainedA
 
     assert run.returncode == 0, run.stderr
     types = [event_type for event_type in run.types() if event_type != "log"]
-    assert types == ["started", "metric", "metric", "artifact", "finished"]
-    metrics = run.of_type("metric")
+    # Per subject: accuracy, acc_norm and macro-F1, because every item offers the same two choices.
+    assert types == ["started"] + ["metric"] * 6 + ["artifact", "finished"]
+    assert [metric.name for metric in run.of_type("metric")] == ["accuracy", "acc_norm", "macro_f1"] * 2
+    metrics = [metric for metric in run.of_type("metric") if metric.name == "accuracy"]
     assert [metric.subject for metric in metrics] == ["base", "adapter-version:1"]
     for metric in metrics:
         assert metric.name == "accuracy"
         assert metric.task == "certain"
         assert (metric.correct, metric.total) == (3, 4)
         assert metric.value == pytest.approx(0.75)
-        assert metric.stderr == pytest.approx(math.sqrt(0.75 * 0.25 / 4))
+        # Hits 1, 1, 0, 1: sample standard deviation 0.5, so the standard error is 0.5 / 2.
+        assert metric.stderr == pytest.approx(0.25)
 
     [finished] = run.of_type("finished")
     results = finished.summary.results
@@ -163,6 +195,9 @@ def test_evaluate_job_on_certain_task(tiny_base: Path, trained_adapter: TrainedA
     for result in results:
         assert 0 <= result.accuracy <= 1
         assert result.accuracy == pytest.approx(result.correct / result.total)
+        # Always the short choice on gold 0, 0, 1, 0: F1 = 2*3/(4+3) for it and 0 for the other.
+        assert result.macroF1 == pytest.approx(3 / 7)
+    assert results[0].configHash == results[1].configHash
 
 
 def test_evaluate_job_writes_predictions(tiny_base: Path, tmp_path: Path) -> None:
@@ -207,8 +242,8 @@ def test_evaluate_sigterm_exits_143(tiny_base: Path, tmp_path: Path) -> None:
         lines = []
         for line in process.stdout:
             lines.append(line)
-            # The first progress log comes after 300 of the 3000 items.
-            if "items, accuracy so far" in line:
+            # The first progress log comes after a tenth of the 750 forward passes.
+            if "forward passes of batch" in line:
                 process.send_signal(signal.SIGTERM)
                 break
         stdout, stderr = process.communicate(timeout=WORKER_TIMEOUT_SECONDS)
@@ -221,7 +256,7 @@ def test_evaluate_sigterm_exits_143(tiny_base: Path, tmp_path: Path) -> None:
     assert process.returncode == 143, stderr
     assert events[-1].type == "failed"
     assert events[-1].reason == "cancelled"
-    assert "'base'" in events[-1].message
+    assert "stopped the evaluation" in events[-1].message
     assert [event for event in events if event.type in ("metric", "finished")] == []
 
 
@@ -229,14 +264,48 @@ def test_evaluate_sigterm_exits_143(tiny_base: Path, tmp_path: Path) -> None:
     not (PREPARED_SMOLLM2 / MANIFEST_NAME).is_file(),
     reason="needs the prepared SmolLM2 base: python -m worker prepare-base --out ../.data/models/smollm2-135m-instruct",
 )
-def test_smollm2_prefers_true_answer() -> None:
-    tokenizer, model = load_base_model(PREPARED_SMOLLM2, CPU, torch.float32)
-    model.eval()
-    item = TaskItem(id="capital", prompt="What is the capital of France?", choices=["Banana.", "The capital of France is Paris."], gold=1)
-    encoded, _ = encode_item(tokenizer, item, max_positions=model.config.max_position_embeddings)
+def test_smollm2_prefers_true_answer(tmp_path: Path) -> None:
+    rows = [
+        {"id": "capital", "prompt": "What is the capital of France?", "choices": ["Banana.", "The capital of France is Paris."], "gold": 1},
+        {"id": "sum", "prompt": "What is two plus two?", "choices": ["Two plus two is four.", "Purple."], "gold": 0},
+    ]
+    task = write_jsonl(tmp_path / "task.jsonl", rows)
 
-    scores = score_choices(model, encoded.context_ids, encoded.choice_ids, CPU)
+    run = run_worker_job(evaluate_spec(tmp_path, PREPARED_SMOLLM2, task, [{"key": "base"}], limit=None), tmp_path / "spec.json")
 
-    assert scores[1] > scores[0]
-    direct = [full_forward_log_likelihood(model, encoded.context_ids, ids) for ids in encoded.choice_ids]
-    assert scores == pytest.approx(direct, abs=1e-3)
+    assert run.returncode == 0, run.stderr
+    [finished] = run.of_type("finished")
+    assert finished.summary.results[0].correct == 2
+
+
+def test_fewshot_changes_config_hash(tiny_base: Path, tmp_path: Path) -> None:
+    task = write_jsonl(tmp_path / "task.jsonl", THREE_ITEMS)
+    examples = write_jsonl(tmp_path / "fewshot.jsonl", [{"id": "e1", "prompt": "Is water wet?", "choices": ["yes", "no", "maybe"], "gold": 0}])
+    zero_shot = run_worker_job(evaluate_spec(tmp_path / "zero", tiny_base, task, [{"key": "base"}], limit=None), tmp_path / "zero.json")
+    spec = evaluate_spec(tmp_path / "one", tiny_base, task, [{"key": "base"}], limit=None)
+    spec["evaluate"]["task"].update({"numFewshot": 1, "fewshotPath": str(examples), "seed": 7})
+
+    one_shot = run_worker_job(spec, tmp_path / "one.json")
+
+    assert zero_shot.returncode == 0, zero_shot.stderr
+    assert one_shot.returncode == 0, one_shot.stderr
+    [zero_result] = zero_shot.of_type("finished")[0].summary.results
+    [one_result] = one_shot.of_type("finished")[0].summary.results
+    assert (one_result.numFewshot, one_result.seed) == (1, 7)
+    assert one_result.configHash != zero_result.configHash
+    # The example adds context, so at least one choice's log-likelihood moves.
+    zero_scores = json.loads((tmp_path / "zero" / "evaluation.json").read_text())["predictions"]["base"]
+    one_scores = json.loads((tmp_path / "one" / "evaluation.json").read_text())["predictions"]["base"]
+    assert [p["logLikelihoods"] for p in zero_scores] != [p["logLikelihoods"] for p in one_scores]
+
+
+def test_fewshot_needs_enough_items(tiny_base: Path, tmp_path: Path) -> None:
+    task = write_jsonl(tmp_path / "task.jsonl", THREE_ITEMS)
+    spec = evaluate_spec(tmp_path, tiny_base, task, [{"key": "base"}], limit=None)
+    spec["evaluate"]["task"]["numFewshot"] = 3
+
+    run = run_worker_job(spec, tmp_path / "spec.json")
+
+    assert run.returncode == 1
+    assert run.events[-1].reason == "data_error"
+    assert "numFewshot=3" in run.events[-1].message

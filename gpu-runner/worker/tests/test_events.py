@@ -28,9 +28,14 @@ def test_fixture_lines_validate() -> None:
         assert event.type == json.loads(line)["type"], f"line {number}"
 
 
-def test_fixture_has_each_event_type_once() -> None:
+def test_fixture_covers_each_event_type() -> None:
     types = [json.loads(line)["type"] for line in fixture_lines()]
-    assert sorted(types) == sorted(EVENT_TYPES)
+    assert set(types) == EVENT_TYPES
+
+
+def test_fixture_has_both_summaries() -> None:
+    summaries = [parse_event(line).summary for line in fixture_lines() if json.loads(line)["type"] == "finished"]
+    assert sorted(type(summary).__name__ for summary in summaries) == ["EvaluationSummary", "FinetuneSummary"]
 
 
 def test_fixture_round_trips_unchanged() -> None:

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { findAdapter, getAdapterPage } from '../../services/adapters';
-import { createEvaluationJob, leaderboard, listTasks, registerTask } from '../../services/evaluations';
+import { createEvaluationJob, createSuiteEvaluation, getSuite, leaderboard, listSuites, listTasks, registerSuite, registerTask } from '../../services/evaluations';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
 import { isVerifying } from '@/lib/upload-protocol';
 import { adminProcedure, publicProcedure, router, userProcedure } from '../trpc';
@@ -20,6 +20,29 @@ export const evalsRouter = router({
       const page = await getAdapterPage(ctx.db, input.namespace, input.name, input.version);
       return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id, namespaceId: ctx.user.namespaceId });
     }),
+
+  suites: publicProcedure.query(({ ctx }) => listSuites(ctx.db)),
+
+  suite: publicProcedure
+    .input(z.object({ id: z.string().min(1).max(100), version: z.number().int().positive().optional() }))
+    .query(({ ctx, input }) => getSuite(ctx.db, input.id, input.version)),
+
+  /** Queues one evaluation job per task of a suite on a public adapter version. */
+  requestSuite: userProcedure('evaluate')
+    .input(z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.number().int().positive().optional(), suiteId: z.string().min(1).max(100), suiteVersion: z.number().int().positive().optional() }))
+    .mutation(async ({ ctx, input }) => {
+      await findAdapter(ctx.db, input.namespace, input.name);
+      const page = await getAdapterPage(ctx.db, input.namespace, input.name, input.version);
+      return createSuiteEvaluation(ctx.db, { versionId: page.version.id, suiteId: input.suiteId, suiteVersion: input.suiteVersion, createdBy: ctx.user.id, namespaceId: ctx.user.namespaceId });
+    }),
+
+  registerSuite: adminProcedure
+    .input(z.object({
+      id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,99}$/), displayName: z.string().min(1).max(200), description: z.string().max(4000),
+      domain: z.string().min(1).max(50), seed: z.number().int().nonnegative().max(2 ** 31 - 1),
+      tasks: z.array(z.object({ taskId: z.string().min(1).max(100), numFewshot: z.number().int().nonnegative().max(25), limit: z.number().int().positive().nullable().default(null) })).min(1).max(50),
+    }))
+    .mutation(({ ctx, input }) => registerSuite(ctx.db, input)),
 
   beginTaskUpload: adminProcedure
     .input(z.object({ file: uploadFile }))
