@@ -29,7 +29,7 @@ def torchrun(spec: dict, spec_path: Path, processes: int) -> subprocess.Complete
     return subprocess.run(command, cwd=GPU_RUNNER_DIR, env=worker_environment(), capture_output=True, text=True, timeout=WORKER_TIMEOUT_SECONDS)
 
 
-def test_share_splits_every_item_once() -> None:
+def test_share_splits_items_once() -> None:
     items = list(range(7))
     shares = [ProcessGroup(rank, 3).share(items) for rank in range(3)]
     assert shares == [[0, 3, 6], [1, 4], [2, 5]]
@@ -37,7 +37,7 @@ def test_share_splits_every_item_once() -> None:
 
 
 @pytest.mark.parametrize("batch_size,accumulation", [(2, 2), (3, 1)])
-def test_two_processes_train_the_same_adapter_as_one(tiny_base: Path, tmp_path: Path, batch_size: int, accumulation: int) -> None:
+def test_two_processes_match_one(tiny_base: Path, tmp_path: Path, batch_size: int, accumulation: int) -> None:
     dataset = write_jsonl(tmp_path / "data.jsonl", training_rows(12))
     # Dropout draws different masks per process, so it is off for an exact comparison.
     overrides = {"dropout": 0.0, "maxSteps": 3, "batchSize": batch_size, "gradientAccumulation": accumulation}
@@ -59,7 +59,8 @@ def test_two_processes_train_the_same_adapter_as_one(tiny_base: Path, tmp_path: 
     for mine, theirs in zip(parallel_progress, single_progress):
         assert mine.loss == pytest.approx(theirs.loss, rel=1e-4)
     summary = events[-1].summary
-    assert summary.processes == 2 and summary.trainTokens == single.of_type("finished")[0].summary.trainTokens
+    assert summary.processes == 2
+    assert summary.trainTokens == single.of_type("finished")[0].summary.trainTokens
 
     one = load_file(single_dir / "adapter" / "adapter_model.safetensors")
     two = load_file(parallel_dir / "adapter" / "adapter_model.safetensors")

@@ -42,7 +42,8 @@ class ForkServer:
             text=True,
         )
         ready = self.message()
-        assert ready["ready"] is True and ready["importSeconds"] > 0
+        assert ready["ready"] is True
+        assert ready["importSeconds"] > 0
 
     def message(self) -> dict[str, Any]:
         line = self.process.stdout.readline()
@@ -57,7 +58,8 @@ class ForkServer:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         forked = self.message()
-        assert forked["id"] == job_id and forked["pid"] > 0
+        assert forked["id"] == job_id
+        assert forked["pid"] > 0
         job.pid = forked["pid"]
         return job
 
@@ -107,7 +109,7 @@ def server() -> ForkServer:
         started.close()
 
 
-def test_forked_finetune_matches_spawned_run(server: ForkServer, trained_adapter: TrainedAdapter, tiny_base: Path, tmp_path: Path) -> None:
+def test_forked_finetune_matches_spawn(server: ForkServer, trained_adapter: TrainedAdapter, tiny_base: Path, tmp_path: Path) -> None:
     # The same spec as the session's spawned run, so the adapters must be identical.
     spec = dict(trained_adapter.spec)
     spec["finetune"] = dict(spec["finetune"], outputDir=str(tmp_path / "adapter"))
@@ -123,11 +125,12 @@ def test_forked_finetune_matches_spawned_run(server: ForkServer, trained_adapter
         assert forked[name].equal(tensor), name
 
 
-def test_bad_spec_fails_in_the_child_and_the_server_lives_on(server: ForkServer, tmp_path: Path) -> None:
+def test_bad_spec_keeps_server_alive(server: ForkServer, tmp_path: Path) -> None:
     first = server.start("bad", {"kind": "nonsense"}, tmp_path)
     events, logs = first.finish()
     assert server.message() == {"id": "bad", "pid": first.pid, "code": 1, "signal": None}
-    assert events[-1].type == "failed" and events[-1].reason == "crash"
+    assert events[-1].type == "failed"
+    assert events[-1].reason == "crash"
     assert "invalid job spec" in logs
     # A second request still forks: the failure stayed in the child.
     second = server.start("bad-again", {"kind": "nonsense"}, tmp_path)
@@ -135,7 +138,7 @@ def test_bad_spec_fails_in_the_child_and_the_server_lives_on(server: ForkServer,
     assert server.message()["code"] == 1
 
 
-def test_sigterm_reaches_the_child_and_it_checkpoints(server: ForkServer, tiny_base: Path, tmp_path: Path) -> None:
+def test_sigterm_stops_forked_child(server: ForkServer, tiny_base: Path, tmp_path: Path) -> None:
     dataset = write_jsonl(tmp_path / "data.jsonl", training_rows(40))
     spec = finetune_spec(tmp_path, tiny_base, dataset, maxSteps=100000, epochs=50)
     job = server.start("long", spec, tmp_path)
@@ -146,10 +149,11 @@ def test_sigterm_reaches_the_child_and_it_checkpoints(server: ForkServer, tiny_b
     os.kill(job.pid, signal.SIGTERM)
     events, _ = job.finish()
     assert server.message() == {"id": "long", "pid": job.pid, "code": 143, "signal": None}
-    assert events[-1].type == "failed" and events[-1].reason == "cancelled"
+    assert events[-1].type == "failed"
+    assert events[-1].reason == "cancelled"
 
 
-def test_children_die_with_the_server(server: ForkServer, tiny_base: Path, tmp_path: Path) -> None:
+def test_children_die_with_server(server: ForkServer, tiny_base: Path, tmp_path: Path) -> None:
     dataset = write_jsonl(tmp_path / "data.jsonl", training_rows(40))
     spec = finetune_spec(tmp_path, tiny_base, dataset, maxSteps=100000, epochs=50)
     job = server.start("orphan", spec, tmp_path)
