@@ -242,6 +242,19 @@ def _prediction(sample: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _standard_error(value: Any, items: int) -> float:
+    """Return the harness's standard error as a number.
+
+    With one item the sample standard deviation is undefined and the harness reports "N/A";
+    that case gives 0, the binomial standard error of a single item.
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    if items < 2:
+        return 0.0
+    raise RuntimeError(f"lm_eval reported the standard error {value!r} for {items} items")
+
+
 def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWriter, cancel: CancellationFlag) -> None:
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -280,8 +293,8 @@ def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWri
         f1 = macro_f1([p["gold"] for p in subject_predictions], [p["predicted"] for p in subject_predictions]) if classification else None
         result = EvaluationResult(
             subject=subject.key, task=task.name, correct=correct, total=len(items),
-            accuracy=scores["acc,none"], stderr=scores["acc_stderr,none"],
-            accNorm=scores["acc_norm,none"], accNormStderr=scores["acc_norm_stderr,none"], macroF1=f1,
+            accuracy=scores["acc,none"], stderr=_standard_error(scores["acc_stderr,none"], len(items)),
+            accNorm=scores["acc_norm,none"], accNormStderr=_standard_error(scores["acc_norm_stderr,none"], len(items)), macroF1=f1,
             harnessVersion=harness_version, numFewshot=task.numFewshot, seed=task.seed, configHash=config_hash,
             durationSeconds=round(run["seconds"], 3),
         )

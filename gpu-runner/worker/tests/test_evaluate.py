@@ -216,6 +216,19 @@ def test_evaluate_job_writes_predictions(tiny_base: Path, tmp_path: Path) -> Non
     assert saved["results"][0]["correct"] == 4
 
 
+def test_one_item_has_zero_stderr(tiny_base: Path, tmp_path: Path) -> None:
+    # The harness reports "N/A" for the standard error of a single item.
+    task = write_jsonl(tmp_path / "task.jsonl", certain_task_rows())
+
+    run = run_worker_job(evaluate_spec(tmp_path, tiny_base, task, [{"key": "base"}], limit=1), tmp_path / "spec.json")
+
+    assert run.returncode == 0, run.stderr
+    [result] = run.of_type("finished")[0].summary.results
+    assert result.total == 1
+    assert result.stderr == 0.0
+    assert result.accNormStderr == 0.0
+
+
 def test_evaluate_missing_adapter_fails(tiny_base: Path, tmp_path: Path) -> None:
     task = write_jsonl(tmp_path / "task.jsonl", certain_task_rows())
     subjects = [{"key": "adapter-version:9", "adapterPath": str(tmp_path / "no-adapter")}]
