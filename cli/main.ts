@@ -99,12 +99,18 @@ function need(value: string | undefined, flag: string): string {
 
 async function watchJob(client: Client, jobId: string, json: boolean): Promise<string> {
   let lastStep = -1;
+  let lastState = '';
   for (;;) {
     const job = await client.finetune.get.query({ jobId });
     const progress = job.progress as { step?: number; totalSteps?: number; loss?: number; tokensPerSecond?: number } | null;
+    // Off a terminal (a pipe, CI) there is no bar, so states and steps are printed as lines.
+    if (!json && !process.stderr.isTTY && job.state !== lastState) console.error(`job ${jobId}: ${job.state}`);
+    lastState = job.state;
     if (!json && progress?.step !== undefined && progress.step !== lastStep) {
       lastStep = progress.step;
-      progressBar(`step ${progress.step}/${progress.totalSteps} loss ${progress.loss?.toFixed(3)}`, progress.step, progress.totalSteps ?? progress.step);
+      const label = `step ${progress.step}/${progress.totalSteps} loss ${progress.loss?.toFixed(3)}`;
+      if (process.stderr.isTTY) progressBar(label, progress.step, progress.totalSteps ?? progress.step);
+      else console.error(label);
     }
     if (['succeeded', 'failed', 'cancelled'].includes(job.state)) {
       if (json) console.log(JSON.stringify(job));

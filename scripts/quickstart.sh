@@ -29,13 +29,15 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
   scripts/stop-pid.sh .data/seaweedfs/weed.pid
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
+# The port check comes before the cleanup trap, so a second quickstart that gives up here
+# leaves the running one's SeaweedFS alone.
 if curl -s -o /dev/null "$APP_URL"; then
-  echo "port $PORT is already in use (another quickstart?); stop that process or run PORT=3001 npm run quickstart" >&2
+  echo "port $PORT is already in use (another quickstart?); stop that process first. A second instance needs its own checkout and other ports: PORT=3001 S3_PORT=8334 npm run quickstart" >&2
   exit 1
 fi
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 scripts/stop-pid.sh .data/seaweedfs/weed.pid
 echo "==> starting SeaweedFS (S3) on 127.0.0.1:$S3_PORT"
