@@ -88,6 +88,10 @@ export class MarketplaceStack extends Stack {
         // A finalize call hashes uploaded bytes for a quarter of the timeout, leaving the rest for
         // joining parts, validating the content and publishing it.
         UPLOAD_VERIFY_SECONDS: String(Math.max(1, Math.floor(config.web.timeoutSeconds / 4))),
+        // Validating a data set counts tokens in the request, about 160 KiB/s measured on a loaded
+        // 2-core machine, so a data set may take half the timeout; larger ones are rejected up front.
+        DATASET_MAX_BYTES: String(datasetBytesFor(config.web.timeoutSeconds)),
+        DATASET_DERIVE_MAX_BYTES: String(Math.min(2 * 1024 * 1024, datasetBytesFor(config.web.timeoutSeconds))),
       },
     });
     web.serverFunction.node.addDependency(ops.migrations);
@@ -114,4 +118,9 @@ export class MarketplaceStack extends Stack {
     new CfnOutput(this, 'RunnerGroupName', { value: runners.group.autoScalingGroupName });
     new CfnOutput(this, 'OpsFunctionName', { value: ops.opsFunction.functionName });
   }
+}
+
+/** Returns the largest data set, in bytes, whose validation fits half of a request timeout. */
+export function datasetBytesFor(timeoutSeconds: number): number {
+  return Math.max(1024 * 1024, Math.floor((timeoutSeconds / 2) * 160 * 1024));
 }

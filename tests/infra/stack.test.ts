@@ -126,6 +126,9 @@ describe('CDK stack', () => {
     expect(variables.DATABASE_POOL_MAX).toBe(String(dev.web.databasePoolMax));
     expect(Number(variables.UPLOAD_VERIFY_SECONDS)).toBeGreaterThanOrEqual(1);
     expect(Number(variables.UPLOAD_VERIFY_SECONDS)).toBeLessThanOrEqual(dev.web.timeoutSeconds / 4);
+    // Data set validation runs in the request, so the stage caps it below the local 64 MiB.
+    expect(Number(variables.DATASET_MAX_BYTES)).toBeLessThanOrEqual((dev.web.timeoutSeconds / 2) * 160 * 1024);
+    expect(Number(variables.DATASET_DERIVE_MAX_BYTES)).toBeLessThanOrEqual(Number(variables.DATASET_MAX_BYTES));
     expect(variables.S3_ENDPOINT).toBe('https://s3.us-east-1.amazonaws.com');
     // The function uses its IAM role for S3, so no static keys are configured.
     expect(variables.S3_ACCESS_KEY_ID).toBeUndefined();
