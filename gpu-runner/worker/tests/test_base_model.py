@@ -142,6 +142,7 @@ def test_prepared_smollm2_manifest() -> None:
         "num_key_value_heads": 3,
         "vocab_size": 49152,
         "intermediate_size": 1536,
+        "max_position_embeddings": 8192,
     }
     assert manifest["parameterCount"] == 134_515_008
     # 30 layers of 7 projections, plus embed_tokens and lm_head.
