@@ -42,10 +42,12 @@ describe('runner fleet', () => {
         jobIds.push(jobId);
       }
 
+      // Each evaluation job runs lm-evaluation-harness, about 10 s of CPU, so 200 of them on two
+      // cores take about 20 minutes; the deadline leaves twice that.
       await waitFor('every job to end', async () => {
         const { rows } = await db.query<{ open: string }>(`select count(*) as open from jobs where id = any($1) and state not in ('succeeded', 'failed', 'cancelled')`, [jobIds]);
         return Number(rows[0]!.open) === 0;
-      }, 900_000, 2000);
+      }, 2_400_000, 2000);
 
       const { rows: jobs } = await db.query<{ id: string; state: string; attempts: number; runner_id: string }>(
         'select id, state, attempts, runner_id from jobs where id = any($1)', [jobIds]);
@@ -72,5 +74,5 @@ describe('runner fleet', () => {
       await Promise.all(runners.map((runner) => runner.stop()));
       await stopExtraApp(app);
     }
-  }, 1_200_000);
+  }, 3_000_000);
 });
