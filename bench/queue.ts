@@ -5,7 +5,7 @@
  *    evaluation jobs created one at a time, each after the previous one started. Wait is the
  *    database's `started_at - queued_at`. Each job really runs (tiny model, one item).
  * 2. Claim throughput: 50 registered runners, each an in-process loop calling `runner.claim`
- *    over HTTP as fast as answers come, on a queue pre-filled with jobs. Beside it, the same
+ *    over HTTP as soon as its previous call returns, on a queue pre-filled with jobs. Beside it, the same
  *    run measures the bare row-lock claim (SELECT … FOR UPDATE SKIP LOCKED and UPDATE in one
  *    transaction, as the service issues it) from 50 direct Postgres connections.
  *
@@ -96,7 +96,7 @@ async function main() {
   stopStack();
 }
 
-/** A hand-made rank-4 LoRA for the tiny model's q_proj and v_proj, as the tests publish. */
+/** Writes a rank-4 LoRA for the tiny model's q_proj and v_proj, like the one the tests publish. */
 async function writeTinyAdapter(tinyDir: string): Promise<string> {
   const manifest = JSON.parse(await fs.readFile(path.join(tinyDir, 'manifest.json'), 'utf8')) as { modules: Record<string, { kind: string; shape: [number, number] }> };
   const header: Record<string, unknown> = {};

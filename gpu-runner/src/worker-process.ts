@@ -321,8 +321,8 @@ async function acceptOne(socketPath: string): Promise<{ connection: Promise<net.
 async function forkWorker(options: WorkerOptions): Promise<WorkerHandle> {
   forkServer ??= new ForkServer(options.python, options.cwd);
   forkServer.onLog = options.onLog;
-  // A private directory (mode 0700), so no other local user can connect to the sockets;
-  // short, because Unix socket paths are limited to about 100 bytes.
+  // A private directory (mode 0700), so no other local user can connect to the sockets.
+  // Its path is short because Unix socket paths are limited to about 100 bytes.
   const socketDir = await fs.mkdtemp(path.join(os.tmpdir(), 'amw-'));
   const eventsPath = path.join(socketDir, 'events.sock');
   const logsPath = path.join(socketDir, 'logs.sock');

@@ -245,8 +245,8 @@ def _prediction(sample: dict[str, Any]) -> dict[str, Any]:
 def _standard_error(value: Any, items: int) -> float:
     """Return the harness's standard error as a number.
 
-    With one item the sample standard deviation is undefined and the harness reports "N/A";
-    that case gives 0, the binomial standard error of a single item.
+    With one item the sample standard deviation is undefined, so the harness reports "N/A".
+    That case gives 0, the binomial standard error of a single item.
     """
     if isinstance(value, (int, float)):
         return float(value)

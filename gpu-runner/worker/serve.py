@@ -1,7 +1,7 @@
 """Fork server: import torch and transformers once, then fork one child per job.
 
 Importing torch, transformers and PEFT costs seconds of CPU time per process. The
-runner keeps one `python -m worker serve` process alive and asks it to fork a child
+runner keeps one `python -m worker serve` process alive and sends it a request to fork a child
 for each job, so a job starts in milliseconds and the import cost is paid once per
 runner. Each child is an ordinary `run` process in every other respect: it has its
 own memory, it exits when the job ends, and nothing it allocates survives it.

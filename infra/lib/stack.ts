@@ -88,8 +88,8 @@ export class MarketplaceStack extends Stack {
         // A finalize call hashes uploaded bytes for a quarter of the timeout, leaving the rest for
         // joining parts, validating the content and publishing it.
         UPLOAD_VERIFY_SECONDS: String(Math.max(1, Math.floor(config.web.timeoutSeconds / 4))),
-        // Validating a data set counts tokens in the request, about 160 KiB/s measured on a loaded
-        // 2-core machine, so a data set may take half the timeout; larger ones are rejected up front.
+        // Validating a data set counts tokens in the request at about 160 KiB/s (measured on a loaded
+        // 2-core machine). The cap lets validation use half the timeout, and larger files are rejected.
         DATASET_MAX_BYTES: String(datasetBytesFor(config.web.timeoutSeconds)),
         DATASET_DERIVE_MAX_BYTES: String(Math.min(2 * 1024 * 1024, datasetBytesFor(config.web.timeoutSeconds))),
       },

@@ -117,9 +117,9 @@ export async function registerRunner(db: Db, tokenId: string, name: string, capa
 }
 
 /**
- * Presigns GETs for blobs, with one query for all their object keys and sizes (a claim hands
- * out a dozen files; a query per file made claims several times slower). A null size is
- * taken from the blob row.
+ * Presigns GETs for blobs, with one query for all their object keys and sizes, because a claim
+ * hands out a dozen files and a query per file made claims slower. A null size is taken from
+ * the blob row.
  */
 async function remoteFiles(db: Db, files: { path: string; sha256: string; size: number | null }[]): Promise<RemoteFile[]> {
   if (files.length === 0) return [];

@@ -323,8 +323,8 @@ async function completeParts(file: SessionFile): Promise<void> {
     else if (part.size !== end - start) problem = `file ${file.path}: part ${partNumber} has ${part.size} bytes in storage but should have ${end - start}; resume the upload to send it again`;
     else if (part.sha256 !== null && part.sha256 !== sha256) problem = `file ${file.path}: part ${partNumber} has sha256 ${part.sha256} in storage but ${sha256} was announced; resume the upload`;
     if (problem) {
-      // A concurrent finalize may be joining the parts right now, which empties the part list
-      // before the joined object appears; give it a moment (up to 1 s) before blaming the client.
+      // A concurrent finalize may be joining the parts, which empties the part list before the
+      // joined object appears. It gets up to 1 s before the part counts as missing.
       for (let attempt = 0; attempt < 5; attempt++) {
         if (await headObject(file.key!) === file.size) return;
         await new Promise((resolve) => setTimeout(resolve, 200));

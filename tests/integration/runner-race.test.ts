@@ -6,7 +6,7 @@ import { newUser, runCli, startExtraApp, startRunner, stopExtraApp, waitFor, wri
 const RUNNERS = 20;
 const JOBS = 200;
 
-/** Job ids from the runner's JSON log lines that say it claimed a job. */
+/** Returns the job ids of the runner's "job claimed" JSON log lines. */
 function claimedJobIds(runner: RunnerProcess): string[] {
   const ids: string[] = [];
   for (const line of runner.output.join('').split('\n')) {
@@ -42,8 +42,8 @@ describe('runner fleet', () => {
         jobIds.push(jobId);
       }
 
-      // Each evaluation job runs lm-evaluation-harness, about 10 s of CPU, so 200 of them on two
-      // cores take about 20 minutes; the deadline leaves twice that.
+      // Each evaluation job runs lm-evaluation-harness, about 10 s of CPU, so 200 of them take
+      // about 20 minutes on two cores. The deadline leaves twice that.
       await waitFor('every job to end', async () => {
         const { rows } = await db.query<{ open: string }>(`select count(*) as open from jobs where id = any($1) and state not in ('succeeded', 'failed', 'cancelled')`, [jobIds]);
         return Number(rows[0]!.open) === 0;
