@@ -260,8 +260,9 @@ def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWri
     from lm_eval.tasks import TaskManager
 
     harness_version = lm_eval.__version__
-    # Indexing the harness's bundled task files takes seconds, so it happens once per job.
-    task_manager = TaskManager()
+    # Every task is passed as a full configuration dict, so the harness's bundled task index
+    # (thousands of YAML files, 8 CPU-seconds and more to scan) is never needed.
+    task_manager = TaskManager(include_defaults=False)
     section = job.evaluate
     task = section.task
     work_dir = Path(job.workDir)
