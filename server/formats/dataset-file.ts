@@ -214,7 +214,11 @@ function delimitedRecords(text: string, fileType: 'csv' | 'tsv', mapping: Column
     rows = parseCsv(text, { delimiter: fileType === 'tsv' ? '\t' : ',', relax_quotes: fileType === 'tsv', info: true, relax_column_count: true, skip_empty_lines: false }) as unknown as typeof rows;
   } catch (error) {
     if (!(error instanceof CsvError)) throw error;
-    const line = (error as CsvError & { lines?: number }).lines ?? null;
+    // csv-parse reports an unclosed quote at the end of the file; the useful line is the
+    // one where that quote opened.
+    const line = error.code === 'CSV_QUOTE_NOT_CLOSED'
+      ? unclosedQuoteLine(text, fileType === 'tsv' ? '\t' : ',')
+      : (error as CsvError & { lines?: number }).lines ?? null;
     problems.add(line, `invalid ${fileType.toUpperCase()}: ${csvErrorText(error.code)}`);
     return [];
   }
@@ -282,6 +286,30 @@ function csvErrorText(code: string): string {
   }
 }
 
+/**
+ * Returns the 1-based line of the quote that opens a field and never closes (RFC 4180: a quote
+ * opens only at the start of a field, and "" inside a quoted field is a literal quote), or null.
+ */
+function unclosedQuoteLine(text: string, delimiter: string): number | null {
+  let line = 1;
+  let openedAt: number | null = null;
+  let fieldStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (openedAt !== null) {
+      if (c === '"') {
+        if (text[i + 1] === '"') i++;
+        else openedAt = null;
+      }
+    } else if (c === '"' && fieldStart) {
+      openedAt = line;
+    }
+    if (c === '\n') line++;
+    fieldStart = openedAt === null && (c === delimiter || c === '\n');
+  }
+  return openedAt;
+}
+
 function isBlankRow(fields: string[]): boolean {
   return fields.length === 1 && fields[0]!.trim() === '';
 }
@@ -298,7 +326,13 @@ function formatOf(value: unknown): DatasetFormat | null {
 function checkRecord(value: unknown, format: DatasetFormat, allowEmpty: boolean): Example | string {
   const record = value as Record<string, unknown>;
   const unknown = Object.keys(record).find((key) => !KEYS[format].includes(key));
-  if (unknown !== undefined) return `unknown key \`${unknown}\`; a ${format} line has only ${KEYS[format].map((k) => `\`${k}\``).join(' and ')}`;
+  if (unknown !== undefined) {
+    const allowed = KEYS[format].map((k) => `\`${k}\``).join(' and ');
+    const missing = format === 'messages' ? [] : KEYS[format].filter((key) => !(key in record));
+    // {prompt, answer}: the likely fix is a rename, so say which key is missing as well.
+    if (missing.length > 0) return `unknown key \`${unknown}\` and missing key \`${missing[0]}\`; a ${format} line has only ${allowed} (rename \`${unknown}\` to \`${missing[0]}\`?)`;
+    return `unknown key \`${unknown}\`; a ${format} line has only ${allowed}`;
+  }
   if (format === 'messages') return checkMessages(record.messages, allowEmpty);
   for (const key of KEYS[format]) {
     if (!(key in record)) return `missing key \`${key}\`; a prompt-completion line needs both \`prompt\` and \`completion\``;

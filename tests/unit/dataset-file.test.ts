@@ -27,6 +27,7 @@ const errorCases: { file: string; line: number | null; message: string }[] = [
   { file: 'empty-field.jsonl', line: 2, message: '`completion` is empty' },
   { file: 'non-string.jsonl', line: 4, message: '`prompt` must be a string, got number' },
   { file: 'unknown-key.jsonl', line: 6, message: 'unknown key `id`; a prompt-completion line has only `prompt` and `completion`' },
+  { file: 'renamed-key.jsonl', line: 6, message: 'unknown key `answer` and missing key `completion`; a prompt-completion line has only `prompt` and `completion` (rename `answer` to `completion`?)' },
   { file: 'unknown-role.jsonl', line: 2, message: 'messages[0]: unknown role "robot"; use system, user or assistant' },
   { file: 'non-string-content.jsonl', line: 8, message: 'messages[0].content must be a string, got array' },
   { file: 'no-assistant-turn.jsonl', line: 9, message: 'conversation has no assistant turn to learn from' },
@@ -163,9 +164,9 @@ describe('CSV and TSV with a column mapping', () => {
     ]);
   });
 
-  it('names an unclosed quote', () => {
+  it('names the line where an unclosed quote opens', () => {
     const { report } = csv('csv-unclosed-quote.csv', { prompt: 'question', completion: 'answer' });
     expect(report.valid).toBe(false);
-    expect(report.errors).toEqual([{ line: 13, message: 'invalid CSV: a quoted field is not closed; close it with a double quote' }]);
+    expect(report.errors).toEqual([{ line: 8, message: 'invalid CSV: a quoted field is not closed; close it with a double quote' }]);
   });
 });
