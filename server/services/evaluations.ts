@@ -6,7 +6,7 @@ import type { EvaluationResult } from '../contracts/worker-events';
 import type { Db } from '../db';
 import { getEnv } from '../env';
 import { logger } from '../logger';
-import { badRequest, notFound } from './errors';
+import { badRequest, notFound, notFoundAmong } from './errors';
 import { refreshListing } from './adapters';
 import type { EvaluateParams } from './jobs';
 import type { VerifiedFile } from './uploads';
@@ -95,7 +95,10 @@ export async function registerTask(db: Db, input: { id: string; displayName: str
 
 export async function getTask(db: Db, id: string) {
   const [task] = await db.select().from(benchmarkTasks).where(eq(benchmarkTasks.id, id)).limit(1);
-  if (!task) throw notFound(`benchmark task ${JSON.stringify(id)}`);
+  if (!task) {
+    const known = await db.select({ id: benchmarkTasks.id }).from(benchmarkTasks).orderBy(asc(benchmarkTasks.id));
+    throw notFoundAmong(`benchmark task ${JSON.stringify(id)}`, known.map((t) => t.id));
+  }
   return task;
 }
 
@@ -280,7 +283,10 @@ export async function registerSuite(db: Db, input: { id: string; displayName: st
 export async function getSuite(db: Db, id: string, version?: number) {
   const [suite] = await db.select().from(evalSuites)
     .where(and(eq(evalSuites.id, id), version === undefined ? undefined : eq(evalSuites.version, version))).orderBy(desc(evalSuites.version)).limit(1);
-  if (!suite) throw notFound(`evaluation suite ${JSON.stringify(id)}${version === undefined ? '' : ` version ${version}`}`);
+  if (!suite) {
+    const known = await db.selectDistinct({ id: evalSuites.id }).from(evalSuites).orderBy(asc(evalSuites.id));
+    throw notFoundAmong(`evaluation suite ${JSON.stringify(id)}${version === undefined ? '' : ` version ${version}`}`, known.map((t) => t.id));
+  }
   const tasks = await db.select().from(evalSuiteTasks)
     .where(and(eq(evalSuiteTasks.suiteId, suite.id), eq(evalSuiteTasks.suiteVersion, suite.version))).orderBy(asc(evalSuiteTasks.position));
   return { ...suite, tasks: tasks.map(({ taskId, taskVersion, numFewshot, limit }) => ({ taskId, taskVersion, numFewshot, limit })) };

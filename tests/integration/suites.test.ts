@@ -53,7 +53,9 @@ describe('evaluation suites through the real runner', () => {
   it('rejects a suite with an unknown task or too few items', async () => {
     const base = { id: 'suite-bad', displayName: 'Bad', description: '', domain: 'x', seed: 1 };
     await expect(admin.evals.registerSuite.mutate({ ...base, tasks: [{ taskId: 'no-such-task', numFewshot: 0, limit: null }] }))
-      .rejects.toThrow(/benchmark task "no-such-task"/);
+      .rejects.toThrow(/benchmark task "no-such-task" not found; known: .*suite-anatomy/);
+    await expect(user.client.evals.suite.query({ id: 'no-such-suite' }))
+      .rejects.toThrow(/evaluation suite "no-such-suite" not found; known: .*suite-test/);
     await expect(admin.evals.registerSuite.mutate({ ...base, tasks: [{ taskId: 'suite-anatomy', numFewshot: 3, limit: 3 }] }))
       .rejects.toThrow(/numFewshot 3 needs a limit above it/);
     await expect(user.client.evals.registerSuite.mutate({ ...base, tasks: [{ taskId: 'suite-anatomy', numFewshot: 0, limit: null }] }))
