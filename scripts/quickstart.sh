@@ -74,8 +74,9 @@ The adapter marketplace is running at $APP_URL
   - open $APP_URL/jobs/$job to watch the demo fine-tune of SmolLM2-135M-Instruct
     on PubMedQA (10 steps on the CPU, a few minutes; its loss curve updates live). When it succeeds,
     an evaluation job scores the base model and the adapter on 50 PubMedQA test items;
-  - open $APP_URL/leaderboard/pubmedqa for base vs adapter accuracy;
-  - open $APP_URL/demo/pubmedqa-demo for the published adapter, its files and lineage;
+  - once that job has succeeded (the pages below answer "not found" until then):
+    $APP_URL/demo/pubmedqa-demo shows the published adapter, its files and lineage,
+    and $APP_URL/leaderboard/pubmedqa base vs adapter accuracy;
   - open $APP_URL/finetune to upload .data/demo/pubmedqa-train.jsonl (or your own
     JSONL) and start another fine-tune.
   The CLI: npm run cli -- login --email demo@example.com --password demo-password --url $APP_URL
