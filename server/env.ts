@@ -62,7 +62,7 @@ const schema = z.object({
   // Tries per webhook delivery; the wait before try n+1 is WEBHOOK_RETRY_BASE_SECONDS × 2^(n-1).
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
   WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
-  // A receiver that has not answered after this many seconds counts as a failed try.
+  // A try without a response from the receiver within this many seconds counts as failed.
   WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().min(1).max(60).default(10),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   NODE_ENV: z.string().optional(),

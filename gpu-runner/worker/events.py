@@ -73,7 +73,7 @@ class ProgressEvent(_Event):
     )
     cpuMemoryBytes: NonNegativeInt | None = Field(default=None, description="Resident set size of the worker process.")
     gpuMemoryBytes: NonNegativeInt | None = Field(
-        default=None, description="Bytes the CUDA allocator holds; absent on the CPU."
+        default=None, description="Bytes allocated by the CUDA caching allocator; absent on the CPU."
     )
 
 

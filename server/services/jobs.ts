@@ -312,6 +312,8 @@ export async function completeJob(db: Db, input: CompleteJob) {
       hardware: outcome.hardware,
       wallSeconds: outcome.summary.wallSeconds ?? null,
       trainLoss: outcome.summary.trainLoss ?? null,
+      steps: outcome.summary.steps ?? null,
+      validationLoss: outcome.summary.validationLoss ?? null,
       attempt: job.attempts,
     };
     const published = await publishAdapterVersion(db, {

@@ -15,7 +15,7 @@ import { newUser, tinyHyperparameters, waitFor } from '../setup/helpers';
 
 interface Received { headers: http.IncomingHttpHeaders; body: string; status: number }
 
-/** A webhook receiver on loopback that answers 500 to the first request and 200 afterwards. */
+/** Starts a webhook receiver on loopback that responds 500 to the first request and 200 afterwards. */
 function startReceiver() {
   const received: Received[] = [];
   const server = http.createServer((request, response) => {

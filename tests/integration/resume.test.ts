@@ -49,7 +49,7 @@ describe('resume', () => {
 
       const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'resumed' });
       expect(page.versions).toHaveLength(1);
-      expect(page.version.lineage).toMatchObject({ jobId, attempt: 2, dataset: { sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+      expect(page.version.lineage).toMatchObject({ jobId, attempt: 2, steps: 60, validationLoss: null, dataset: { sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
 
       const notices = await user.client.notifications.list.query();
       expect(notices.items.filter((item) => item.jobId === jobId).map((item) => item.state)).toEqual(['succeeded', 'cancelled']);
