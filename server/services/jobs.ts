@@ -386,7 +386,11 @@ export async function resumeJob(db: Db, jobId: string, namespaceId: string) {
   return { state: 'queued' as const, checkpointStep: job.checkpoint.step };
 }
 
-/** Returns every event of a job as text lines, oldest first, for the log download. */
+/**
+ * Returns every event of a job as text lines, oldest first, for the log download.
+ * NOTE: the text is built in memory, and Lambda caps a response at 6 MB, so a job with
+ * hundreds of thousands of events would need a streamed or S3-backed download.
+ */
 export async function jobLogText(db: Db, jobId: string): Promise<string> {
   const rows = await db.select({ type: jobEvents.type, payload: jobEvents.payload, attempt: jobEvents.attempt, createdAt: jobEvents.createdAt })
     .from(jobEvents).where(eq(jobEvents.jobId, jobId)).orderBy(asc(jobEvents.id));
