@@ -1,6 +1,7 @@
 'use client';
 
 import { signOut, useSession } from 'next-auth/react';
+import { NotificationBell } from './notification-bell';
 
 export function NavUser() {
   const { data, status } = useSession();
@@ -10,6 +11,8 @@ export function NavUser() {
     <>
       <a href="/settings/teams">Teams</a>
       <a href="/settings/tokens">Tokens</a>
+      <a href="/settings/webhooks">Webhook</a>
+      <NotificationBell />
       <span className="muted">{data.user?.name}</span>
       <button className="secondary" onClick={() => signOut({ callbackUrl: '/' })}>Sign out</button>
     </>

@@ -29,6 +29,7 @@ Commands:
         --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
   finetune watch JOB_ID                follow a job until it ends
   finetune cancel JOB_ID
+  finetune resume JOB_ID               continue a cancelled or failed fine-tune from its last checkpoint
   eval NAMESPACE/NAME[@VERSION] --task ID [--limit N]
   eval-suite NAMESPACE/NAME[@VERSION] --suite ID   queue one evaluation per task of the suite's latest version
   leaderboard TASK_ID
@@ -320,7 +321,12 @@ async function main(argv: string[]) {
         print(`cancel requested for job ${jobId}`, await client.finetune.cancel.mutate({ jobId: need(jobId, 'JOB_ID') }));
         return;
       }
-      throw new Error(`unknown finetune action ${JSON.stringify(action)}; use create, watch or cancel`);
+      if (action === 'resume') {
+        const resumed = await client.finetune.resume.mutate({ jobId: need(jobId, 'JOB_ID') });
+        print(`job ${jobId} queued again; it continues after step ${resumed.checkpointStep}`, resumed);
+        return;
+      }
+      throw new Error(`unknown finetune action ${JSON.stringify(action)}; use create, watch, cancel or resume`);
     }
     case 'eval': {
       const ref = parseRef(rest[0]);

@@ -348,6 +348,50 @@ export const jobEvents = pgTable('job_events', {
   createdAt: createdAt(),
 }, (t) => [index('job_events_job').on(t.jobId, t.id)]);
 
+/** In-app notices for a user, such as a job of theirs that ended. */
+export const notifications = pgTable('notifications', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id),
+  jobId: uuid('job_id').references(() => jobs.id),
+  // The ended job's state (succeeded, failed, cancelled).
+  state: text('state').notNull(),
+  message: text('message').notNull(),
+  readAt: timestamp('read_at', { withTimezone: true }),
+  createdAt: createdAt(),
+}, (t) => [index('notifications_user').on(t.userId, t.createdAt)]);
+
+/**
+ * A user's webhook for their jobs' ends. The signing secret is stored AES-256-GCM encrypted
+ * under a key derived from NEXTAUTH_SECRET, because signing needs the secret itself.
+ */
+export const webhooks = pgTable('webhooks', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().unique().references(() => users.id),
+  url: text('url').notNull(),
+  secretCiphertext: text('secret_ciphertext').notNull(),
+  createdAt: createdAt(),
+});
+
+export interface WebhookAttempt {
+  at: string;
+  // HTTP status of the receiver's response; null without one (rejected address, timeout).
+  status: number | null;
+  error: string | null;
+}
+
+/** One event to send to a webhook, retried with exponential backoff until it succeeds or runs out of attempts. */
+export const webhookDeliveries = pgTable('webhook_deliveries', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  webhookId: uuid('webhook_id').notNull().references(() => webhooks.id, { onDelete: 'cascade' }),
+  jobId: uuid('job_id').references(() => jobs.id),
+  event: text('event').notNull(),
+  payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+  state: text('state', { enum: ['pending', 'delivered', 'failed'] }).notNull().default('pending'),
+  attempts: jsonb('attempts').$type<WebhookAttempt[]>().notNull().default([]),
+  nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+  createdAt: createdAt(),
+}, (t) => [index('webhook_deliveries_due').on(t.state, t.nextAttemptAt), index('webhook_deliveries_webhook').on(t.webhookId, t.createdAt)]);
+
 /** A multiple-choice benchmark task whose items live in S3 as JSONL. */
 export const benchmarkTasks = pgTable('benchmark_tasks', {
   id: text('id').primaryKey(),

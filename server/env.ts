@@ -56,6 +56,14 @@ const schema = z.object({
   // Per client address, whoever is signed in: many callers may share one address.
   RATE_LIMIT_ADDRESS_WRITES: z.coerce.number().int().min(0).default(600),
   RATE_LIMIT_ADDRESS_EXPENSIVE_READS: z.coerce.number().int().min(0).default(3000),
+  // Webhooks to private, loopback, link-local or metadata addresses are rejected unless this is 1
+  // (tests and local installs whose receiver runs on the same machine or network).
+  WEBHOOK_ALLOW_PRIVATE: z.enum(['0', '1']).default('0').transform((value) => value === '1'),
+  // Tries per webhook delivery; the wait before try n+1 is WEBHOOK_RETRY_BASE_SECONDS × 2^(n-1).
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+  WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
+  // A try without a response from the receiver within this many seconds counts as failed.
+  WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().min(1).max(60).default(10),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   NODE_ENV: z.string().optional(),
 }).superRefine((env, context) => {

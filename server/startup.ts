@@ -1,6 +1,7 @@
 import { loadCloudSecrets } from './cloud-secrets';
 import { getEnv } from './env';
 import { logger } from './logger';
+import { startWebhookDispatcher } from './services/webhooks';
 
 /**
  * Checks that browsers may reach `s3Endpoint`: the Content-Security-Policy is fixed at build
@@ -35,4 +36,5 @@ export async function startServer(): Promise<void> {
     s3Bucket: env.S3_BUCKET,
     s3Credentials: env.S3_ACCESS_KEY_ID ? 'static keys' : 'AWS default chain',
   }, 'configuration valid');
+  startWebhookDispatcher();
 }

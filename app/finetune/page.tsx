@@ -4,7 +4,8 @@ import { useMutation, useQuery } from '@tanstack/react-query';
 import { useRouter } from 'next/navigation';
 import { useEffect, useState } from 'react';
 import { useTRPC } from '@/lib/trpc-react';
-import { DatasetStep, type ChosenDataset } from './dataset-step';
+import type { Hyperparameters } from '@/server/contracts/runner';
+import { DatasetStep, type ChosenDataset, type Report } from './dataset-step';
 
 // Linear layers of a Llama-style decoder block; LoRA never targets lm_head.
 const BLOCK_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -30,11 +31,46 @@ export default function FinetunePage() {
     allLinear: true, targetModules: [...BLOCK_MODULES] as string[], useRslora: false, useDora: false, adalora: false, packing: false,
     lrScheduler: 'linear' as 'linear' | 'cosine' | 'constant', quantization: 'none' as 'none' | '4bit', precision: 'auto' as 'auto' | 'bf16' | 'fp32',
   });
+  // Set by "Clone and edit" on a job page (/finetune?from=JOB_ID): the job whose data set and settings prefill the form.
+  const [cloneFrom, setCloneFrom] = useState<string | null>(null);
+  const [cloned, setCloned] = useState<{ namespace: string; dataset: string } | null>(null);
+  const source = useQuery(trpc.finetune.get.queryOptions({ jobId: cloneFrom ?? '' }, { enabled: cloneFrom !== null }));
+  const sourceDataset = useQuery(trpc.datasets.get.queryOptions({ id: source.data?.dataset?.id ?? 0 }, { enabled: Boolean(source.data?.dataset) }));
   const create = useMutation(trpc.finetune.create.mutationOptions({ onSuccess: ({ jobId }) => router.push(`/jobs/${jobId}`) }));
 
   useEffect(() => {
     if (!baseModelId && baseModels.data?.[0]) setBaseModelId(baseModels.data[0].id);
   }, [baseModels.data, baseModelId]);
+
+  // Read in an effect instead of useSearchParams, so the page still renders statically.
+  useEffect(() => {
+    const from = new URLSearchParams(window.location.search).get('from');
+    if (from && /^[0-9a-f-]{36}$/i.test(from)) setCloneFrom(from);
+  }, []);
+
+  useEffect(() => {
+    const job = source.data;
+    const version = sourceDataset.data;
+    if (!job || !version || cloned) return;
+    const params = job.params as { adapterName: string; domain: string | null; evalLimit: number | null; hyperparameters: Hyperparameters };
+    const h = params.hyperparameters;
+    const text = (value: number | null | undefined) => (value === null || value === undefined ? '' : String(value));
+    setBaseModelId(job.baseModelId);
+    setDataset({ id: version.id, report: version.report as unknown as Report, lineage: version.lineage });
+    setForm((f) => ({
+      ...f, adapterName: params.adapterName, domain: params.domain ?? 'general', rank: h.rank, alpha: h.alpha, dropout: h.dropout, epochs: h.epochs,
+      learningRate: h.learningRate, warmupRatio: h.warmupRatio, batchSize: h.batchSize, gradientAccumulation: h.gradientAccumulation,
+      maxSeqLength: h.maxSeqLength, seed: h.seed, maxSteps: text(h.maxSteps), evalLimit: text(params.evalLimit), validationFraction: h.validationFraction,
+      evalEverySteps: text(h.evalEverySteps), earlyStoppingPatience: text(h.earlyStoppingPatience), checkpointEverySteps: text(h.checkpointEverySteps),
+      ...(h.adalora ? { initialRank: h.adalora.initialRank, targetRank: h.adalora.targetRank, tinit: h.adalora.tinit, tfinal: h.adalora.tfinal, deltaT: h.adalora.deltaT } : {}),
+    }));
+    setChoices({
+      allLinear: h.targetModules === 'all-linear', targetModules: h.targetModules === 'all-linear' ? [...BLOCK_MODULES] : h.targetModules,
+      useRslora: h.useRslora, useDora: h.useDora, adalora: h.adalora !== null, packing: h.packing, lrScheduler: h.lrScheduler,
+      quantization: h.quantization, precision: h.precision,
+    });
+    setCloned({ namespace: job.namespace, dataset: `${version.name} v${version.version}` });
+  }, [source.data, sourceDataset.data, cloned]);
 
   if (me.data === null) return <p>Sign in to fine-tune: <a href="/signin?callbackUrl=/finetune">Sign in</a></p>;
 
@@ -51,6 +87,11 @@ export default function FinetunePage() {
   return (
     <>
       <h1>Fine-tune a LoRA adapter</h1>
+      {source.error && <p className="error">Cannot clone job {cloneFrom}: {source.error.message}</p>}
+      {cloned && (
+        <p data-testid="clone-source">Cloned from <a href={`/jobs/${cloneFrom}`}>job {cloneFrom}</a> in {cloned.namespace}: data set {cloned.dataset} and its settings.
+          Edit anything below, or upload another data set.</p>
+      )}
       <div className="card">
         <h2>1. Base model and data</h2>
         <p><label>Base model{' '}
@@ -138,6 +179,7 @@ export default function FinetunePage() {
           </div>
           <p>
             <button disabled={create.isPending} onClick={() => create.mutate({
+              ...(cloned && dataset.id === sourceDataset.data?.id ? { namespace: cloned.namespace } : {}),
               datasetVersionId: dataset.id, baseModelId, adapterName: form.adapterName, domain: form.domain, description: `LoRA fine-tune on ${form.adapterName}`,
               evalLimit: optionalNumber(form.evalLimit),
               hyperparameters: {

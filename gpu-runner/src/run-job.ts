@@ -10,6 +10,7 @@ import { download, sha256File, upload } from './files';
 import { ensureBaseModel } from './model-cache';
 import { launchWorker, type WorkerHandle } from './worker-process';
 
+const CANCEL_POLL_MS = 5000;
 const REPORT_INTERVAL_MS = 1000;
 
 class LeaseLost extends Error {}
@@ -141,7 +142,9 @@ export async function runJob(options: {
     }
   };
 
-  const beat = setInterval(heartbeat, Math.max(1000, (job.leaseSeconds * 1000) / 3));
+  // The heartbeat also carries cancellation, so it runs at least every 5 s whatever the lease:
+  // a cancelled worker then gets SIGTERM within 5 s and stops after its current step.
+  const beat = setInterval(heartbeat, Math.min(CANCEL_POLL_MS, Math.max(1000, (job.leaseSeconds * 1000) / 3)));
   const reporter = setInterval(flush, REPORT_INTERVAL_MS);
   try {
     const baseDir = await ensureBaseModel(config.RUNNER_CACHE_DIR, job.baseModel.id, job.baseModel.files, config.RUNNER_CACHE_MAX_GB * 1e9, log);

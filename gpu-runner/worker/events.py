@@ -67,6 +67,14 @@ class ProgressEvent(_Event):
     loss: NonNegativeFloat
     learningRate: NonNegativeFloat
     tokensPerSecond: NonNegativeFloat
+    # Added after the first version, so events without them stay valid.
+    etaSeconds: NonNegativeFloat | None = Field(
+        default=None, description="Estimated seconds until the last step, from this run's mean step time."
+    )
+    cpuMemoryBytes: NonNegativeInt | None = Field(default=None, description="Resident set size of the worker process.")
+    gpuMemoryBytes: NonNegativeInt | None = Field(
+        default=None, description="Bytes allocated by the CUDA caching allocator; absent on the CPU."
+    )
 
 
 class CheckpointEvent(_Event):

@@ -30,7 +30,7 @@ from .events import (
     ProgressEvent,
 )
 from .process import CancellationFlag
-from .runtime import DeviceChoice, peak_memory_bytes
+from .runtime import DeviceChoice, gpu_memory_bytes, peak_memory_bytes, resident_memory_bytes
 from .spec import BLOCK_LINEAR_MODULES, FinetuneJob, Hyperparameters
 
 # Gradient norm clipping threshold, the transformers Trainer default (max_grad_norm=1.0).
@@ -486,6 +486,9 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
     shuffle_generator = torch.Generator().manual_seed(hyperparameters.seed)
     last_checkpoint = time.monotonic()
     stopped_early = False
+    # Steps and seconds of this run only, for the ETA: a resumed run may be on other hardware.
+    run_steps = 0
+    run_seconds = 0.0
     model.train()
 
     def checkpoint_due() -> bool:
@@ -549,6 +552,8 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
             state.losses.append(loss)
             state.train_tokens += tokens
             state.training_seconds += step_seconds
+            run_steps += 1
+            run_seconds += step_seconds
             events.emit(
                 ProgressEvent(
                     step=state.step,
@@ -557,6 +562,10 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
                     loss=loss,
                     learningRate=learning_rate,
                     tokensPerSecond=tokens / step_seconds if step_seconds > 0 else 0.0,
+                    # NOTE: the ETA counts training steps only, not validation or checkpoint saves.
+                    etaSeconds=run_seconds / run_steps * (plan.total_steps - state.step),
+                    cpuMemoryBytes=resident_memory_bytes(),
+                    gpuMemoryBytes=gpu_memory_bytes(device),
                 )
             )
             if validation_rows and hyperparameters.evalEverySteps and state.step % hyperparameters.evalEverySteps == 0:

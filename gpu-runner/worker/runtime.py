@@ -105,3 +105,20 @@ def peak_memory_bytes(device: torch.device) -> int:
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports ru_maxrss in KiB, macOS in bytes.
     return int(max_rss if sys.platform == "darwin" else max_rss * 1024)
+
+
+def resident_memory_bytes() -> int:
+    """Return the process's current resident set size, or its peak where /proc is missing."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_memory_bytes(torch.device("cpu"))
+
+
+def gpu_memory_bytes(device: torch.device) -> int | None:
+    """Return the bytes the CUDA allocator holds on `device`, or None off CUDA."""
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.memory_allocated(device))

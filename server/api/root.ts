@@ -4,9 +4,11 @@ import { baseModelsRouter } from './routers/base-models';
 import { datasetsRouter } from './routers/datasets';
 import { evalsRouter } from './routers/evals';
 import { finetuneRouter } from './routers/finetune';
+import { notificationsRouter } from './routers/notifications';
 import { runnerRouter } from './routers/runner';
 import { teamsRouter } from './routers/teams';
 import { uploadsRouter } from './routers/uploads';
+import { webhooksRouter } from './routers/webhooks';
 import { createCallerFactory, router } from './trpc';
 
 export const appRouter = router({
@@ -19,6 +21,8 @@ export const appRouter = router({
   runner: runnerRouter,
   teams: teamsRouter,
   uploads: uploadsRouter,
+  notifications: notificationsRouter,
+  webhooks: webhooksRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -28,6 +28,11 @@ export const workerEvent = z.discriminatedUnion('type', [
     loss: z.number(),
     learningRate: z.number(),
     tokensPerSecond: z.number().nonnegative(),
+    // Added after the first version; older workers leave them out.
+    etaSeconds: z.number().nonnegative().optional(),
+    cpuMemoryBytes: z.number().int().nonnegative().optional(),
+    // Bytes the CUDA allocator holds; absent on the CPU.
+    gpuMemoryBytes: z.number().int().nonnegative().optional(),
   }),
   z.object({ ...base, type: z.literal('checkpoint'), step: z.number().int().nonnegative(), path: z.string() }),
   z.object({

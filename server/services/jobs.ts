@@ -14,6 +14,7 @@ import { badRequest, conflict, notFound } from './errors';
 import { createEvaluationJobsForVersion, DEFAULT_EVAL_SEED, getTask, recordEvaluationResults } from './evaluations';
 import { verifyFiles, type UploadFile } from './uploads';
 import { preflightFinetune } from './finetune-preflight';
+import { recordJobEnded } from './notifications';
 import { estimateTrainingMemory, type JobRequirements } from './requirements';
 
 /** Starting points by task difficulty; every value can be edited before starting. alpha = 2 × rank. */
@@ -82,6 +83,7 @@ export async function createFinetuneJob(db: Db, input: { userId: string; namespa
   if (!dataset.version.valid) {
     const message = `data set ${dataset.name} version ${dataset.version.version} failed validation; fix the lines listed in its report and upload it again`;
     await db.update(jobs).set({ state: 'failed', error: { reason: 'data_error', message }, finishedAt: sql`now()` }).where(eq(jobs.id, job!.id));
+    await recordJobEnded(db, job!.id);
     throw badRequest(message);
   }
   await db.update(jobs).set({ state: 'queued', queuedAt: sql`now()` }).where(eq(jobs.id, job!.id));
@@ -107,6 +109,7 @@ export async function expireLeases(db: Db): Promise<void> {
   for (const job of expired) {
     logger.warn({ jobId: job.id, attempts: job.attempts, state: job.state }, 'lease expired');
     await addEvent(db, job.id, job.attempts, 'state', { state: job.state, reason: 'lease expired' });
+    if (job.state !== 'queued') await recordJobEnded(db, job.id);
   }
 }
 
@@ -286,10 +289,11 @@ export async function completeJob(db: Db, input: CompleteJob) {
   if (outcome.status === 'failed' || outcome.status === 'cancelled') {
     const state = outcome.status;
     const error = outcome.status === 'failed' ? { reason: outcome.reason, message: outcome.message } : { reason: 'cancelled', message: outcome.message };
-    await db.update(jobs).set({ state, error, summary: outcome.status === 'failed' ? { logTail: outcome.logTail } : null, finishedAt: sql`now()` })
-      .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running')));
+    const [ended] = await db.update(jobs).set({ state, error, summary: outcome.status === 'failed' ? { logTail: outcome.logTail } : null, finishedAt: sql`now()` })
+      .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running'))).returning({ id: jobs.id });
     await addEvent(db, job.id, job.attempts, 'state', { state, ...error });
     logger.info({ jobId: job.id, state, reason: error.reason }, 'job ended');
+    if (ended) await recordJobEnded(db, job.id);
     return { state, resultVersionId: null };
   }
 
@@ -308,6 +312,8 @@ export async function completeJob(db: Db, input: CompleteJob) {
       hardware: outcome.hardware,
       wallSeconds: outcome.summary.wallSeconds ?? null,
       trainLoss: outcome.summary.trainLoss ?? null,
+      steps: outcome.summary.steps ?? null,
+      validationLoss: outcome.summary.validationLoss ?? null,
       attempt: job.attempts,
     };
     const published = await publishAdapterVersion(db, {
@@ -320,14 +326,17 @@ export async function completeJob(db: Db, input: CompleteJob) {
       await addEvent(db, job.id, job.attempts, 'state', { state: 'succeeded', versionId: published.versionId, version: published.version });
       logger.info({ jobId: job.id, adapterVersionId: published.versionId }, 'fine-tune published');
       await createEvaluationJobsForVersion(db, { versionId: published.versionId, parentJobId: job.id, limit: params.evalLimit, createdBy: job.createdBy });
+      await recordJobEnded(db, job.id);
     }
     return { state: 'succeeded' as const, resultVersionId: published.versionId };
   }
 
   await recordEvaluationResults(db, job, outcome.results ?? [], outcome.hardware, Number(outcome.summary.wallSeconds ?? 0));
-  await db.update(jobs).set({ state: 'succeeded', summary: outcome.summary, finishedAt: sql`now()` }).where(and(eq(jobs.id, job.id), eq(jobs.state, 'running')));
+  const [evaluated] = await db.update(jobs).set({ state: 'succeeded', summary: outcome.summary, finishedAt: sql`now()` })
+    .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running'))).returning({ id: jobs.id });
   await addEvent(db, job.id, job.attempts, 'state', { state: 'succeeded' });
   logger.info({ jobId: job.id }, 'evaluation recorded');
+  if (evaluated) await recordJobEnded(db, job.id);
   return { state: 'succeeded' as const, resultVersionId: null };
 }
 
@@ -335,8 +344,11 @@ export async function cancelJob(db: Db, jobId: string, namespaceId: string) {
   const [job] = await db.select().from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.namespaceId, namespaceId))).limit(1);
   if (!job) throw notFound(`job ${jobId}`);
   if (job.state === 'queued' || job.state === 'validating') {
-    await db.update(jobs).set({ state: 'cancelled', finishedAt: sql`now()`, error: { reason: 'cancelled', message: 'cancelled before it started' } }).where(eq(jobs.id, jobId));
+    const [cancelled] = await db.update(jobs).set({ state: 'cancelled', finishedAt: sql`now()`, error: { reason: 'cancelled', message: 'cancelled before it started' } })
+      .where(and(eq(jobs.id, jobId), inArray(jobs.state, ['queued', 'validating']))).returning({ id: jobs.id });
+    if (!cancelled) throw conflict(`job ${jobId} was claimed while cancelling; cancel it again to stop the runner`);
     await addEvent(db, jobId, job.attempts, 'state', { state: 'cancelled' });
+    await recordJobEnded(db, jobId);
     return { state: 'cancelled' as const };
   }
   if (job.state === 'running') {
@@ -346,6 +358,46 @@ export async function cancelJob(db: Db, jobId: string, namespaceId: string) {
     return { state: 'running' as const };
   }
   throw conflict(`job ${jobId} already ended (${job.state})`);
+}
+
+/**
+ * Queues a cancelled or failed fine-tune again as a new attempt of the same job. The claim
+ * hands the runner the job's last checkpoint, so training continues after its step with the
+ * same data order and learning-rate schedule. The job gets a fresh allowance of attempts.
+ */
+export async function resumeJob(db: Db, jobId: string, namespaceId: string) {
+  const [job] = await db.select().from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.namespaceId, namespaceId))).limit(1);
+  if (!job) throw notFound(`job ${jobId}`);
+  if (job.kind !== 'finetune') throw badRequest(`job ${jobId} is an evaluation; only fine-tunes resume, so request the evaluation again`);
+  if (job.state !== 'cancelled' && job.state !== 'failed') {
+    throw conflict(`job ${jobId} is ${job.state}; only a cancelled or failed fine-tune can resume`);
+  }
+  if (!job.checkpoint) {
+    throw badRequest(`job ${jobId} saved no checkpoint before it ended, so there is nothing to resume; use "Clone and edit" to start it again from step 0`);
+  }
+
+  const [resumed] = await db.update(jobs).set({
+    state: 'queued', cancelRequested: false, error: null, summary: null, finishedAt: null, runnerId: null, leaseToken: null, leaseExpiresAt: null,
+    queuedAt: sql`now()`, maxAttempts: sql`${jobs.attempts} + ${getEnv().JOB_MAX_ATTEMPTS}`,
+  }).where(and(eq(jobs.id, jobId), eq(jobs.state, job.state))).returning({ id: jobs.id });
+  if (!resumed) throw conflict(`job ${jobId} changed while resuming; reload it and try again`);
+  await addEvent(db, jobId, job.attempts, 'state', { state: 'queued', reason: `resumed from the checkpoint after step ${job.checkpoint.step}` });
+  logger.info({ jobId, checkpointStep: job.checkpoint.step, previousState: job.state }, 'job resumed');
+  return { state: 'queued' as const, checkpointStep: job.checkpoint.step };
+}
+
+/**
+ * Returns every event of a job as text lines, oldest first, for the log download.
+ * NOTE: the text is built in memory, and Lambda caps a response at 6 MB, so a job with
+ * hundreds of thousands of events would need a streamed or S3-backed download.
+ */
+export async function jobLogText(db: Db, jobId: string): Promise<string> {
+  const rows = await db.select({ type: jobEvents.type, payload: jobEvents.payload, attempt: jobEvents.attempt, createdAt: jobEvents.createdAt })
+    .from(jobEvents).where(eq(jobEvents.jobId, jobId)).orderBy(asc(jobEvents.id));
+  return rows.map((row) => {
+    const detail = row.type === 'log' ? `${String(row.payload.level)}: ${String(row.payload.message)}` : JSON.stringify(row.payload);
+    return `${row.createdAt.toISOString()} [attempt ${row.attempt}] ${row.type} ${detail}`;
+  }).join('\n') + (rows.length ? '\n' : '');
 }
 
 export async function getJob(db: Db, jobId: string) {
@@ -359,6 +411,15 @@ export async function getJob(db: Db, jobId: string) {
   const logs = await db.select({ type: jobEvents.type, payload: jobEvents.payload, attempt: jobEvents.attempt, createdAt: jobEvents.createdAt }).from(jobEvents)
     .where(and(eq(jobEvents.jobId, jobId), inArray(jobEvents.type, ['log', 'state', 'started', 'metric', 'checkpoint', 'checkpoint-saved', 'failed', 'finished', 'cancel-requested'])))
     .orderBy(desc(jobEvents.id)).limit(200);
+
+  // State changes and uploaded checkpoints, oldest first, for the page's timeline.
+  const timeline = await db.select({ type: jobEvents.type, payload: jobEvents.payload, attempt: jobEvents.attempt, createdAt: jobEvents.createdAt }).from(jobEvents)
+    .where(and(eq(jobEvents.jobId, jobId), inArray(jobEvents.type, ['state', 'started', 'checkpoint-saved', 'cancel-requested']))).orderBy(asc(jobEvents.id));
+  // Validation losses carry no step, so each takes the step of the progress event before it.
+  const validation = await db.select({
+    payload: jobEvents.payload, attempt: jobEvents.attempt,
+    step: sql<number>`coalesce((select (p.payload->>'step')::int from ${jobEvents} p where p.job_id = ${jobEvents.jobId} and p.type = 'progress' and p.id < ${jobEvents.id} order by p.id desc limit 1), 0)`,
+  }).from(jobEvents).where(and(eq(jobEvents.jobId, jobId), eq(jobEvents.type, 'metric'), sql`${jobEvents.payload}->>'name' = 'validationLoss'`)).orderBy(asc(jobEvents.id));
 
   let result: { namespace: string; name: string; version: number } | null = null;
   if (job.resultVersionId) {
@@ -376,11 +437,20 @@ export async function getJob(db: Db, jobId: string) {
   };
 
   return {
-    id: job.id, kind: job.kind, state: job.state, namespace: row.namespace, namespaceId: job.namespaceId, params: job.params,
+    id: job.id, kind: job.kind, state: job.state, namespace: row.namespace, namespaceId: job.namespaceId, baseModelId: job.baseModelId, params: job.params,
     attempts: job.attempts, maxAttempts: job.maxAttempts, cancelRequested: job.cancelRequested, progress: job.progress, summary: job.summary,
     error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children, dataset,
     checkpoint: job.checkpoint && { step: job.checkpoint.step, attempt: job.checkpoint.attempt },
-    lossCurve: progress.map(({ payload, attempt }) => ({ attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number })),
+    lossCurve: progress.map(({ payload, attempt }) => ({
+      attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number,
+      learningRate: payload.learningRate as number, cpuMemoryBytes: (payload.cpuMemoryBytes as number | undefined) ?? null,
+      gpuMemoryBytes: (payload.gpuMemoryBytes as number | undefined) ?? null,
+    })),
+    validationCurve: validation.map(({ payload, attempt, step }) => ({ attempt, step, loss: payload.value as number })),
+    timeline: timeline.map(({ type, payload, attempt, createdAt }) => ({ type, attempt, at: createdAt, state: (payload.state as string | undefined) ?? null, step: (payload.step as number | undefined) ?? null,
+      reason: (payload.reason as string | undefined) ?? null, hardware: (payload.hardware as string | undefined) ?? null,
+    })),
+    checkpoints: timeline.filter((event) => event.type === 'checkpoint-saved').map(({ payload, attempt, createdAt }) => ({ attempt, step: payload.step as number, at: createdAt })),
     events: logs.reverse(),
   };
 }

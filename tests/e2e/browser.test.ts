@@ -131,6 +131,18 @@ describe('web app in Chromium', () => {
 
     await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/);
     await page.getByTestId('job-state').getByText('succeeded').waitFor({ timeout: 180_000 });
+    const jobUrl = page.url();
+    expect(await page.getByTestId('job-timeline').textContent()).toMatch(/queued.*claimed by a runner, attempt 1.*running on .*succeeded/);
+    expect(await page.getByTestId('job-progress').getByText('3 / 3').isVisible()).toBe(true);
+    await page.getByTestId('notification-unread').waitFor({ timeout: 20_000 });
+
+    await page.getByRole('link', { name: 'Clone and edit' }).click();
+    await page.getByTestId('clone-source').waitFor();
+    expect(await page.getByLabel('Adapter name').inputValue()).toBe('web-finetune');
+    expect(await page.getByLabel('Max steps (optional)').inputValue()).toBe('3');
+    expect(await page.getByLabel('Max sequence length (tokens)').inputValue()).toBe('768');
+
+    await page.goto(jobUrl);
     await page.getByTestId('job-result').click();
     await page.getByRole('heading', { name: `${user.namespace}/web-finetune` }).waitFor();
     expect(await page.getByText('"jobId"').count()).toBe(1);

@@ -50,6 +50,9 @@ export default async function setup() {
       ...appSettings(appUrl),
       // Short leases, so a killed runner loses its job within seconds in the crash test.
       JOB_LEASE_SECONDS: '6',
+      // The webhook test's receiver listens on loopback, and its retry should come within a second.
+      WEBHOOK_ALLOW_PRIVATE: '1',
+      WEBHOOK_RETRY_BASE_SECONDS: '0.2',
       UPLOAD_VERIFY_BYTES: String(TEST_VERIFY_BYTES),
       LOG_LEVEL: 'info',
     },

@@ -36,6 +36,10 @@ def test_finetune_events_in_order(trained_adapter: TrainedAdapter) -> None:
     assert [event.step for event in progress] == [1, 2, 3]
     assert all(event.totalSteps == 3 for event in progress)
     assert all(event.tokensPerSecond > 0 for event in progress)
+    assert progress[-1].etaSeconds == 0
+    assert all(event.etaSeconds is not None and event.etaSeconds >= 0 for event in progress)
+    assert all(event.cpuMemoryBytes is not None and event.cpuMemoryBytes > 0 for event in progress)
+    assert all(event.gpuMemoryBytes is None for event in progress)
     times = [event.time for event in run.events]
     assert times == sorted(times)
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { hyperparameters } from '../../contracts/runner';
-import { cancelJob, createFinetuneJob, getJob, listJobs, presets } from '../../services/jobs';
+import { cancelJob, createFinetuneJob, getJob, jobLogText, listJobs, presets, resumeJob } from '../../services/jobs';
 import { namespaceProcedure, publicProcedure, router } from '../trpc';
 
 // Jobs are private to their namespace: members start and cancel them, viewers read them.
@@ -36,4 +36,14 @@ export const finetuneRouter = router({
   cancel: namespaceProcedure('fine-tune', 'member', { from: 'job', field: 'jobId' })
     .input(z.object({ jobId: z.string().uuid() }))
     .mutation(({ ctx, input }) => cancelJob(ctx.db, input.jobId, ctx.access.namespaceId)),
+
+  // Continues a cancelled or failed fine-tune from its last checkpoint as a new attempt.
+  resume: namespaceProcedure('fine-tune', 'member', { from: 'job', field: 'jobId' })
+    .input(z.object({ jobId: z.string().uuid() }))
+    .mutation(({ ctx, input }) => resumeJob(ctx.db, input.jobId, ctx.access.namespaceId)),
+
+  // Every event of the job as text; the log download route serves it as a file.
+  logs: namespaceProcedure('read', 'viewer', { from: 'job', field: 'jobId' })
+    .input(z.object({ jobId: z.string().uuid() }))
+    .query(({ ctx, input }) => jobLogText(ctx.db, input.jobId)),
 });
