@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m worker", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = commands.add_parser("run", help="run a finetune or evaluate job and print JSON events on stdout")
+    run = commands.add_parser("run", help="run a finetune, evaluate or export job and print JSON events on stdout")
     run.add_argument("--spec", type=Path, required=True, help="job spec JSON file (see docs/worker-contract.md)")
 
     commands.add_parser("serve", help="fork server: import once, then fork a `run` child per request on stdin (see worker/serve.py)")
@@ -111,7 +111,7 @@ def _run_job(spec_path: Path, events: EventWriter, cancel: CancellationFlag) -> 
 
     from .events import StartedEvent, Versions
     from .runtime import describe_hardware, library_versions, resolve_precision, select_device
-    from .spec import FinetuneJob, load_spec
+    from .spec import ExportJob, FinetuneJob, load_spec
 
     # Library warnings go to stderr through logging; tqdm bars would only add noise there.
     transformers.utils.logging.disable_progress_bar()
@@ -135,6 +135,10 @@ def _run_job(spec_path: Path, events: EventWriter, cancel: CancellationFlag) -> 
         from .finetune import run_finetune
 
         run_finetune(job, device_choice, events, cancel)
+    elif isinstance(job, ExportJob):
+        from .export_job import run_export
+
+        run_export(job, events, cancel)
     else:
         from .evaluate import run_evaluate
 

@@ -192,3 +192,35 @@ def test_lora_inputs_reject_rank_above_maximum(lora_bundle: Path, random_adapter
 
     with pytest.raises(DataError, match=f"adapter rank {ADAPTER_RANK} exceeds the graph's maximum rank {ADAPTER_RANK - 1}"):
         lora_input_arrays(random_adapter, manifest)
+
+
+def test_export_job_writes_bundle_and_reference(tiny_base: Path, random_adapter: Path, tmp_path: Path) -> None:
+    from worker.tests.helpers import run_worker_job, write_jsonl
+
+    task = write_jsonl(tmp_path / "task.jsonl", [
+        {"id": "a", "prompt": "Is water wet?", "choices": ["yes", "no", "maybe"], "gold": 0},
+        {"id": "b", "prompt": "Is fire cold?", "choices": ["yes", "no"], "gold": 1},
+    ])
+    spec = {
+        "jobId": "export-test", "kind": "export", "workDir": str(tmp_path),
+        "baseModel": {"id": "tiny", "path": str(tiny_base)},
+        "export": {
+            "outputDir": str(tmp_path / "edge"), "referenceDir": str(tmp_path / "reference"), "adapterPath": str(random_adapter),
+            "task": {"name": "tiny-task", "path": str(task), "limit": 8}, "generateTokens": 2,
+        },
+    }
+
+    run = run_worker_job(spec, tmp_path / "spec.json")
+
+    assert run.returncode == 0, run.stderr
+    assert run.types()[0] == "started"
+    summary = run.of_type("finished")[0].summary
+    assert summary.manifest["adapter"]["rank"] == ADAPTER_RANK
+    assert [variant["name"] for variant in summary.manifest["variants"]] == ["merged", "merged-int8"]
+    assert summary.referencePrompts > 0
+    assert summary.referenceTaskItems == 2
+    reference = json.loads((tmp_path / "reference" / "reference.json").read_text())
+    logits = np.fromfile(tmp_path / "reference" / reference["logitsFile"], dtype="<f4")
+    assert logits.size == len(reference["prompts"]) * reference["vocabSize"]
+    assert [len(item["choices"]) for item in reference["task"]["items"]] == [3, 2]
+    assert (tmp_path / "edge" / MANIFEST_NAME).is_file()
