@@ -43,7 +43,7 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
 
   return (
     <>
-      <h1>{data.kind === 'finetune' ? `Fine-tune ${String(params_.adapterName)}` : `Evaluation on ${String(params_.taskId)}`}</h1>
+      <h1>{jobTitle(data.kind, params_)}</h1>
       <p>State: <strong data-testid="job-state" className={`state-${data.state}`}>{data.state}</strong>
         {data.cancelRequested && data.state === 'running' && <span className="muted"> (cancelling)</span>}
         {' '}· attempt {data.attempts} of {data.maxAttempts}</p>
@@ -77,4 +77,10 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
       </pre>
     </>
   );
+}
+
+function jobTitle(kind: string, params: Record<string, unknown>): string {
+  if (kind === 'finetune') return `Fine-tune ${String(params.adapterName)}`;
+  if (kind === 'export') return `ONNX edge export of adapter version ${String(params.adapterVersionId)}`;
+  return `Evaluation on ${String(params.taskId)}`;
 }
