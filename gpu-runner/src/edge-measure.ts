@@ -29,7 +29,7 @@ export interface MeasureResult {
   top1Agreement: number;
   msPerToken: number;
   peakMemoryBytes: number;
-  // Index of the chosen answer per task item (arg max of the summed log-likelihood).
+  // Index of the predicted choice per task item (arg max of the summed log-likelihood).
   taskPredictions: number[] | null;
 }
 

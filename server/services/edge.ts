@@ -24,8 +24,8 @@ export interface ExportParams {
 
 export const EXPORT_DEFAULTS = { taskLimit: 8, maxRank: 64, generateTokens: 16 } as const;
 
-// Export holds the fp32 model twice (PyTorch and the traced graph) plus the quantizer's
-// copy; 4 bytes a parameter times 4 is an estimate with headroom, not a measurement.
+// An export keeps the fp32 model in memory twice (PyTorch and the traced graph) and the
+// quantizer makes a third copy. 4 bytes a parameter times 4 is an estimate with headroom.
 const EXPORT_BYTES_PER_PARAMETER = 16;
 
 /** Queues an ONNX export of one adapter version; the bundle and report are recorded with the version. */
@@ -120,7 +120,7 @@ export async function getEdge(db: Db, input: { namespace: string; name: string; 
   };
 }
 
-/** A presigned download of one file of a version's newest edge bundle. */
+/** Presigns a download of one file of a version's newest edge bundle. */
 export async function edgeDownloadUrl(db: Db, input: { namespace: string; name: string; version?: number; path: string }) {
   const edge = await getEdge(db, input);
   if (!edge.bundle) throw notFound(`an edge bundle of ${input.namespace}/${input.name} version ${edge.version}; request an export first`);

@@ -16,9 +16,9 @@ export const edgeRouter = router({
     .mutation(({ ctx, input }) => edgeDownloadUrl(ctx.db, input)),
 
   /**
-   * Queues an ONNX export of a version. Members of the adapter's namespace may request it,
-   * because the bundle is stored with the version and costs runner time; the job belongs
-   * to that namespace, so its members can follow it on the jobs pages.
+   * Queues an ONNX export of a version. Only members of the adapter's namespace may request
+   * one, because the bundle is stored with the version and costs runner time. The job
+   * belongs to that namespace, so its members can follow it on the jobs pages.
    */
   requestExport: namespaceProcedure('write', 'member', { from: 'adapter', redirects: true })
     .input(versionRef.extend({
