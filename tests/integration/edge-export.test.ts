@@ -8,7 +8,7 @@ import { finalizeUpload } from '../../lib/upload-protocol';
 import { pubmedqaSplits, toJsonl } from '../../scripts/demo-data';
 import { registerTaskFromFile } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
-import { adminClient, newUser, startRunner, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
+import { adminClient, newUser, runCli, startRunner, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
 
 const TASK_ITEMS = 4;
 const DOMAIN = 'edge-export-test';
@@ -56,7 +56,9 @@ describe('edge export through the real runner', () => {
     await expect(user.client.edge.downloadUrl.mutate({ ...ref, path: 'model.onnx' })).rejects.toThrow(/request an export first/);
 
     const { jobId } = await user.client.edge.requestExport.mutate(ref);
-    await expect(user.client.edge.requestExport.mutate(ref)).rejects.toThrow(/already queued or running/);
+    const again = runCli(['edge-export', `${user.namespace}/${adapterName}@1`], user.token);
+    expect(again.status).not.toBe(0);
+    expect(again.stderr).toMatch(/already queued or running/);
 
     const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 300_000);
     expect(job.error, JSON.stringify(job.error)).toBeNull();
