@@ -224,3 +224,26 @@ def test_export_job_writes_bundle_and_reference(tiny_base: Path, random_adapter:
     assert logits.size == len(reference["prompts"]) * reference["vocabSize"]
     assert [len(item["choices"]) for item in reference["task"]["items"]] == [3, 2]
     assert (tmp_path / "edge" / MANIFEST_NAME).is_file()
+
+
+def test_export_rejects_pickled_adapter(tmp_path: Path) -> None:
+    from worker.errors import DataError
+    from worker.onnx_export import read_adapter_settings
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8}))
+    (tmp_path / "adapter_model.bin").write_bytes(b"not loaded")
+
+    with pytest.raises(DataError, match=r"missing \['adapter_model.safetensors'\].*pickled .bin weights are never loaded"):
+        read_adapter_settings(tmp_path)
+
+
+def test_export_rejects_unsupported_architecture(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from worker.errors import SpecError
+    from worker.onnx_export import check_supported
+
+    config = SimpleNamespace(model_type="gpt2", hidden_act="gelu_new")
+
+    with pytest.raises(SpecError, match=r"unsupported model_type 'gpt2' \(supported: \['llama'\]\), hidden_act 'gelu_new'"):
+        check_supported(config, tmp_path)
