@@ -7,7 +7,7 @@ import { announce, describeFolder, putFiles } from '../../cli/upload';
 import { finalizeUpload } from '../../lib/upload-protocol';
 import { pubmedqaSplits, toJsonl } from '../../scripts/demo-data';
 import { registerTaskFromFile } from '../../scripts/seed-lib';
-import { TINY_BASE_ID } from '../setup/env';
+import { appUrl, TINY_BASE_ID } from '../setup/env';
 import { adminClient, newUser, runCli, startRunner, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
 
 const TASK_ITEMS = 4;
@@ -106,5 +106,11 @@ describe('edge export through the real runner', () => {
     }
     expect(report.int8TaskAgreement).toBeGreaterThanOrEqual(0);
     expect(report.pytorch.msPerToken).toBeGreaterThan(0);
+
+    // The version page renders the report and the bundle's files on the server.
+    const html = await (await fetch(`${appUrl}/${user.namespace}/${adapterName}?version=1`)).text();
+    expect(html).toContain('data-testid="edge-report"');
+    expect(html).toContain('merged-int8');
+    expect(html).toContain('model.int8.onnx');
   });
 });
