@@ -262,6 +262,8 @@ def export_graph(model: Any, out_path: Path, max_rank: int | None) -> None:
         for part in ("key", "value"):
             dynamic_axes[f"past_key_values.{index}.{part}"] = {0: BATCH, 2: PAST_SEQ}
             dynamic_axes[f"present.{index}.{part}"] = {0: BATCH, 2: TOTAL_SEQ}
+    # NOTE: only models under the 2 GB protobuf limit have been exported. Larger ones would
+    # need external data, and a bundle upload accepts at most 32 files.
     with torch.no_grad():
         # The TorchScript exporter (dynamo=False) still ships with torch 2.13, needs no
         # onnxscript package and keeps the dynamic axis names given here.
