@@ -32,6 +32,7 @@ Commands:
   finetune resume JOB_ID               continue a cancelled or failed fine-tune from its last checkpoint
   eval NAMESPACE/NAME[@VERSION] --task ID [--limit N]
   eval-suite NAMESPACE/NAME[@VERSION] --suite ID   queue one evaluation per task of the suite's latest version
+  edge-export NAMESPACE/NAME[@VERSION] [--limit 8]   queue an ONNX edge export; --limit sets the task items its report scores
   leaderboard TASK_ID
   yank NAMESPACE/NAME@VERSION --reason TEXT   hide a version from "latest" and listings
   deprecate NAMESPACE/NAME --message TEXT [--replacement NAMESPACE/NAME]
@@ -338,6 +339,12 @@ async function main(argv: string[]) {
       const ref = parseRef(rest[0]);
       const created = await client.evals.requestSuite.mutate({ ...ref, suiteId: need(values.suite, '--suite') });
       print(`suite ${created.suite.id} version ${created.suite.version}: ${created.jobIds.length} evaluation jobs queued (${created.jobIds.join(', ')})`, created);
+      return;
+    }
+    case 'edge-export': {
+      const ref = parseRef(rest[0]);
+      const created = await client.edge.requestExport.mutate({ ...ref, ...(values.limit === undefined ? {} : { taskLimit: positiveInteger(values.limit, '--limit') }) });
+      print(`edge export job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
       return;
     }
     case 'leaderboard': {

@@ -311,7 +311,7 @@ export type JobState = (typeof jobStates)[number];
 
 export const jobs = pgTable('jobs', {
   id: uuid('id').primaryKey().defaultRandom(),
-  kind: text('kind', { enum: ['finetune', 'evaluate'] }).notNull(),
+  kind: text('kind', { enum: ['finetune', 'evaluate', 'export'] }).notNull(),
   state: text('state', { enum: jobStates }).notNull(),
   namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
   createdBy: uuid('created_by').references(() => users.id),
@@ -337,6 +337,22 @@ export const jobs = pgTable('jobs', {
   startedAt: timestamp('started_at', { withTimezone: true }),
   finishedAt: timestamp('finished_at', { withTimezone: true }),
 }, (t) => [index('jobs_queue').on(t.state, t.queuedAt)]);
+
+/**
+ * An ONNX edge bundle of an adapter version, written by an export job: the files (content-addressed
+ * blobs), the bundle's manifest.json and the runner's edge report. A version may have several; the
+ * newest is shown.
+ */
+export const edgeExports = pgTable('edge_exports', {
+  id: serial('id').primaryKey(),
+  versionId: integer('version_id').notNull().references(() => adapterVersions.id),
+  // The job that produced it: unique, so a repeated completion records one bundle.
+  jobId: uuid('job_id').notNull().unique().references(() => jobs.id),
+  files: jsonb('files').$type<{ path: string; size: number; sha256: string }[]>().notNull(),
+  manifest: jsonb('manifest').$type<Record<string, unknown>>().notNull(),
+  report: jsonb('report').$type<Record<string, unknown>>(),
+  createdAt: createdAt(),
+}, (t) => [index('edge_exports_version').on(t.versionId, t.id)]);
 
 /** Progress, metric and log events of a job, in arrival order. */
 export const jobEvents = pgTable('job_events', {

@@ -6,6 +6,7 @@ import type { ClaimedJob, CompleteJob } from '../../server/contracts/runner';
 import type { EvaluationResult, WorkerEvent } from '../../server/contracts/worker-events';
 import type { Client } from '../../lib/trpc-client';
 import type { RunnerConfig } from './config';
+import { measureEdgeBundle } from './edge-report';
 import { download, sha256File, upload } from './files';
 import { ensureBaseModel } from './model-cache';
 import { launchWorker, type WorkerHandle } from './worker-process';
@@ -179,6 +180,20 @@ export async function runJob(options: {
       }
       const { id, limit, numFewshot, seed } = job.evaluate.task;
       spec.evaluate = { task: { name: id, path: taskPath, limit, numFewshot, seed }, subjects };
+    } else if (job.export) {
+      const adapterPath = path.join(workDir, 'adapter');
+      for (const file of job.export.adapterFiles) await download(file, path.join(adapterPath, file.path));
+      let task: Record<string, unknown> | null = null;
+      if (job.export.task) {
+        const taskPath = path.join(workDir, 'task.jsonl');
+        await download(job.export.task.file, taskPath);
+        task = { name: job.export.task.id, path: taskPath, limit: job.export.task.limit };
+      }
+      spec.export = {
+        outputDir: path.join(workDir, 'edge'), referenceDir: path.join(workDir, 'edge-reference'),
+        adapterPath: job.export.adapterFiles.length > 0 ? adapterPath : null, loraInputs: job.export.loraInputs,
+        maxRank: job.export.maxRank, task, generateTokens: job.export.generateTokens,
+      };
     }
 
     const specPath = path.join(workDir, 'spec.json');
@@ -228,7 +243,11 @@ export async function runJob(options: {
       const wallSeconds = finishedEvent.summary.wallSeconds ?? (Date.now() - workerStarted) / 1000;
       outcome = { status: 'succeeded', summary: { ...finishedEvent.summary, versions, wallSeconds }, hardware };
       if (job.kind === 'finetune') outcome.files = await whileLeased(() => uploadOutputs(client, lease, path.join(workDir, 'adapter')));
-      else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
+      else if (job.kind === 'export') {
+        // The report is measured here, with the runtime edge devices use, before the bundle is uploaded.
+        outcome.edgeReport = await measureEdgeBundle({ bundleDir: path.join(workDir, 'edge'), referenceDir: path.join(workDir, 'edge-reference'), log });
+        outcome.files = await whileLeased(() => uploadOutputs(client, lease, path.join(workDir, 'edge')));
+      } else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
     } else {
       outcome = {
         status: 'failed',

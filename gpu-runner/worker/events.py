@@ -158,11 +158,24 @@ class EvaluationSummary(_StrictModel):
     results: list[EvaluationResult]
 
 
+class ExportSummary(_StrictModel):
+    """What an export job wrote: the bundle in outputDir and the PyTorch reference for the edge report."""
+
+    manifest: dict[str, Any] = Field(description="The bundle's manifest.json, as written (see docs/edge.md).")
+    bundleBytes: NonNegativeInt
+    exportSeconds: NonNegativeFloat
+    referencePrompts: NonNegativeInt
+    referenceTaskItems: NonNegativeInt
+    # Greedy decoding with the transformers KV cache, after the prompt, in milliseconds per token.
+    pytorchMsPerToken: NonNegativeFloat
+    pytorchPeakMemoryBytes: NonNegativeInt
+
+
 class FinishedEvent(_Event):
     type: Literal["finished"] = "finished"
-    # The two summaries share no field names and forbid extra fields, so validation
-    # picks exactly one of them.
-    summary: FinetuneSummary | EvaluationSummary
+    # The summaries share no field names and forbid extra fields, so validation picks
+    # exactly one of them.
+    summary: FinetuneSummary | EvaluationSummary | ExportSummary
 
 
 class FailedEvent(_Event):

@@ -142,6 +142,22 @@ class EvaluateSection(_SpecModel):
         return subjects
 
 
+class ExportTask(_SpecModel):
+    name: str = Field(min_length=1)
+    path: AbsolutePath
+    limit: int = Field(default=8, ge=1, le=200, description="Items of the task the edge report scores (the first `limit`).")
+
+
+class ExportSection(_SpecModel):
+    outputDir: AbsolutePath = Field(description="Folder for the ONNX files, tokenizer files and manifest.json that the runner uploads.")
+    referenceDir: AbsolutePath = Field(description="Folder for the PyTorch reference that the runner's edge report compares against.")
+    adapterPath: AbsolutePath | None = Field(default=None, description="LoRA adapter folder to merge; absent exports the base model.")
+    loraInputs: bool = Field(default=False, description="Also export the base graph with LoRA A and B as inputs.")
+    maxRank: int = Field(default=64, ge=1, le=4096, description="Rank the LoRA inputs are padded to.")
+    task: ExportTask | None = Field(default=None, description="Domain task whose items the edge report scores; absent skips scoring.")
+    generateTokens: int = Field(default=16, ge=1, le=512, description="Tokens generated greedily to time PyTorch per token.")
+
+
 class _JobBase(_SpecModel):
     jobId: str = Field(min_length=1)
     workDir: AbsolutePath
@@ -158,10 +174,15 @@ class EvaluateJob(_JobBase):
     evaluate: EvaluateSection
 
 
-JobSpec = Annotated[Union[FinetuneJob, EvaluateJob], Field(discriminator="kind")]
+class ExportJob(_JobBase):
+    kind: Literal["export"]
+    export: ExportSection
 
 
-def load_spec(path: Path) -> FinetuneJob | EvaluateJob:
+JobSpec = Annotated[Union[FinetuneJob, EvaluateJob, ExportJob], Field(discriminator="kind")]
+
+
+def load_spec(path: Path) -> FinetuneJob | EvaluateJob | ExportJob:
     """Read and validate the job spec file, raising SpecError with every problem found."""
     try:
         text = path.read_text(encoding="utf-8")

@@ -2,6 +2,7 @@ import { adaptersRouter } from './routers/adapters';
 import { authRouter } from './routers/auth';
 import { baseModelsRouter } from './routers/base-models';
 import { datasetsRouter } from './routers/datasets';
+import { edgeRouter } from './routers/edge';
 import { evalsRouter } from './routers/evals';
 import { finetuneRouter } from './routers/finetune';
 import { notificationsRouter } from './routers/notifications';
@@ -16,6 +17,7 @@ export const appRouter = router({
   adapters: adaptersRouter,
   baseModels: baseModelsRouter,
   datasets: datasetsRouter,
+  edge: edgeRouter,
   finetune: finetuneRouter,
   evals: evalsRouter,
   runner: runnerRouter,

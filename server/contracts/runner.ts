@@ -81,10 +81,12 @@ export type Capabilities = z.infer<typeof capabilities>;
 const remoteFile = z.object({ path: z.string(), size: z.number().int().nonnegative(), sha256: z.string(), url: z.string().url() });
 export type RemoteFile = z.infer<typeof remoteFile>;
 
+export const jobKinds = ['finetune', 'evaluate', 'export'] as const;
+
 /** The claimed job sent to a runner: every input it needs, as presigned URLs. */
 export const claimedJob = z.object({
   jobId: z.string().uuid(),
-  kind: z.enum(['finetune', 'evaluate']),
+  kind: z.enum(jobKinds),
   attempt: z.number().int().positive(),
   leaseToken: z.string(),
   leaseSeconds: z.number().int().positive(),
@@ -101,6 +103,16 @@ export const claimedJob = z.object({
       numFewshot: z.number().int().nonnegative().default(0), seed: z.number().int().nonnegative().default(1234),
     }),
     subjects: z.array(z.object({ key: z.string(), adapterFiles: z.array(remoteFile).optional() })),
+  }).optional(),
+  // An ONNX edge export of one adapter version (see docs/edge.md).
+  export: z.object({
+    adapterVersionId: z.number().int().positive(),
+    adapterFiles: z.array(remoteFile),
+    // The items of the adapter's domain task that the edge report scores; null skips scoring.
+    task: z.object({ id: z.string(), file: remoteFile, limit: z.number().int().positive().max(200) }).nullable(),
+    loraInputs: z.boolean(),
+    maxRank: z.number().int().min(1).max(4096),
+    generateTokens: z.number().int().min(1).max(512),
   }).optional(),
 });
 export type ClaimedJob = z.infer<typeof claimedJob>;
@@ -122,9 +134,40 @@ export const checkpointFile = outputFile.extend({
 
 export const saveCheckpoint = lease.extend({ step: z.number().int().positive(), files: z.array(checkpointFile).min(1).max(64) });
 
+/** One graph variant of an edge bundle as the runner measured it with onnxruntime-node. */
+export const edgeVariantReport = z.object({
+  name: z.string().max(50),
+  file: z.string().max(200),
+  sizeBytes: z.number().int().nonnegative(),
+  // Over every reference prompt's next-token logits, against PyTorch float32.
+  maxAbsLogitDiff: z.number().nonnegative(),
+  top1Agreement: z.number().min(0).max(1),
+  // Greedy decoding with the KV cache after the first reference prompt.
+  msPerToken: z.number().nonnegative(),
+  // Peak resident set size of the process that loaded and ran this variant alone.
+  peakMemoryBytes: z.number().int().nonnegative(),
+  // Accuracy on the task items (log-likelihood of each choice), null without a task.
+  taskAccuracy: z.number().min(0).max(1).nullable(),
+});
+
+export const edgeReport = z.object({
+  runtime: z.string().max(100),
+  prompts: z.number().int().nonnegative(),
+  generateTokens: z.number().int().nonnegative(),
+  task: z.object({ id: z.string(), items: z.number().int().nonnegative() }).nullable(),
+  pytorch: z.object({ msPerToken: z.number().nonnegative(), taskAccuracy: z.number().min(0).max(1).nullable() }),
+  variants: z.array(edgeVariantReport).max(8),
+  // Items where int8 and fp32 pick the same choice, over the task items; null without a task.
+  int8TaskAgreement: z.number().min(0).max(1).nullable(),
+});
+export type EdgeReport = z.infer<typeof edgeReport>;
+
 export const completeJob = lease.extend({
   outcome: z.discriminatedUnion('status', [
-    z.object({ status: z.literal('succeeded'), summary: z.record(z.string(), z.unknown()), files: z.array(outputFile).max(32).optional(), results: z.array(evaluationResult).optional(), hardware: z.string() }),
+    z.object({
+      status: z.literal('succeeded'), summary: z.record(z.string(), z.unknown()), files: z.array(outputFile).max(32).optional(),
+      results: z.array(evaluationResult).optional(), edgeReport: edgeReport.optional(), hardware: z.string(),
+    }),
     z.object({ status: z.literal('failed'), reason: z.enum(failureReasons), message: z.string().max(4000), logTail: z.array(z.string()).max(100) }),
     z.object({ status: z.literal('cancelled'), message: z.string().max(4000) }),
   ]),

@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
 import {
-  adapterFiles, adapterRedirects, adapters, adapterVersions, baseModels, benchmarkTasks, blobs, datasetVersions, downloadEvents, evalResults, likes, namespaces,
+  adapterFiles, adapterRedirects, adapters, adapterVersions, baseModels, benchmarkTasks, blobs, datasetVersions, downloadEvents, evalResults, likes, namespaces, edgeExports,
 } from '@/drizzle/schema';
 import type { Db } from '../db';
 import { checkAdapter } from '../formats/adapter-gate';
@@ -366,6 +366,9 @@ export async function purgeDeletedAdapters(db: Db, batch = 5): Promise<number> {
     const removed = await db.transaction(async (tx) => {
       const versionIds = tx.select({ id: adapterVersions.id }).from(adapterVersions).where(eq(adapterVersions.adapterId, id));
       const files = await tx.delete(adapterFiles).where(inArray(adapterFiles.versionId, versionIds)).returning({ sha256: adapterFiles.sha256 });
+      // Edge bundles are derived from the versions' files, so they go with them.
+      const bundles = await tx.delete(edgeExports).where(inArray(edgeExports.versionId, versionIds)).returning({ files: edgeExports.files });
+      files.push(...bundles.flatMap((bundle) => bundle.files.map((file) => ({ sha256: file.sha256 }))));
       await tx.delete(likes).where(eq(likes.adapterId, id));
       await tx.delete(adapterRedirects).where(eq(adapterRedirects.adapterId, id));
       await tx.update(adapters).set({ purgedAt: sql`now()` }).where(eq(adapters.id, id));
@@ -375,6 +378,7 @@ export async function purgeDeletedAdapters(db: Db, batch = 5): Promise<number> {
       return tx.delete(blobs).where(and(
         inArray(blobs.sha256, hashes),
         sql`not exists (select 1 from ${adapterFiles} where ${adapterFiles.sha256} = ${blobs.sha256})`,
+        sql`not exists (select 1 from ${edgeExports}, jsonb_array_elements(${edgeExports.files}) f where f->>'sha256' = ${blobs.sha256})`,
         sql`not exists (select 1 from ${datasetVersions} where ${datasetVersions.sha256} = ${blobs.sha256})`,
         // A data set version's lineage also points at blobs: its uploaded CSV/TSV and its validation part.
         sql`not exists (select 1 from ${datasetVersions} where ${datasetVersions.lineage}->'upload'->>'sha256' = ${blobs.sha256} or ${datasetVersions.lineage}->'split'->>'validationSha256' = ${blobs.sha256})`,

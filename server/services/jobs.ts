@@ -13,6 +13,7 @@ import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
 import { createEvaluationJobsForVersion, DEFAULT_EVAL_SEED, getTask, recordEvaluationResults } from './evaluations';
 import { verifyFiles, type UploadFile } from './uploads';
+import { recordEdgeExport, type ExportParams } from './edge';
 import { preflightFinetune } from './finetune-preflight';
 import { recordJobEnded } from './notifications';
 import { estimateTrainingMemory, type JobRequirements } from './requirements';
@@ -187,6 +188,17 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
       checkpoint: checkpoint && { step: checkpoint.step, files: checkpointFiles },
     };
     if (checkpoint) await addEvent(db, claimed.id, claimed.attempts, 'log', { level: 'info', message: `resuming from the checkpoint of attempt ${checkpoint.attempt} after step ${checkpoint.step}` });
+  } else if (claimed.kind === 'export') {
+    const params = claimed.params as unknown as ExportParams;
+    const files = await db.select().from(adapterFiles).where(eq(adapterFiles.versionId, params.adapterVersionId));
+    const task = params.taskId ? await getTask(db, params.taskId) : null;
+    const [taskFile] = task ? await remoteFiles(db, [{ path: 'task.jsonl', sha256: task.dataSha256, size: null }]) : [];
+    spec.export = {
+      adapterVersionId: params.adapterVersionId,
+      adapterFiles: await remoteFiles(db, files),
+      task: task && taskFile ? { id: task.id, file: taskFile, limit: params.taskLimit } : null,
+      loraInputs: params.loraInputs, maxRank: params.maxRank, generateTokens: params.generateTokens,
+    };
   } else {
     const params = claimed.params as unknown as EvaluateParams;
     const task = await getTask(db, params.taskId);
@@ -243,7 +255,7 @@ export async function reportEvents(db: Db, jobId: string, leaseToken: string, ev
 export async function saveCheckpoint(db: Db, input: { jobId: string; leaseToken: string; step: number; files: UploadFile[] }) {
   const job = await leasedJob(db, input.jobId, input.leaseToken);
   if (job.state !== 'running') throw conflict(`job ${input.jobId} is ${job.state}; checkpoints are accepted only while it runs`);
-  if (job.kind !== 'finetune') throw badRequest(`job ${input.jobId} is an evaluation; only fine-tunes have checkpoints`);
+  if (job.kind !== 'finetune') throw badRequest(`job ${input.jobId} is an ${job.kind === 'export' ? 'export' : 'evaluation'}; only fine-tunes have checkpoints`);
   if (job.checkpoint && job.checkpoint.step >= input.step) return { step: job.checkpoint.step };
   const files = await verifyFiles(db, input.files);
   const checkpoint = { step: input.step, attempt: job.attempts, files: files.map(({ path, size, sha256 }) => ({ path, size, sha256 })) };
@@ -329,6 +341,15 @@ export async function completeJob(db: Db, input: CompleteJob) {
       await recordJobEnded(db, job.id);
     }
     return { state: 'succeeded' as const, resultVersionId: published.versionId };
+  }
+
+  if (job.kind === 'export') {
+    await recordEdgeExport(db, job, { files: outcome.files ?? [], summary: outcome.summary, report: outcome.edgeReport });
+    await db.update(jobs).set({ state: 'succeeded', summary: { ...outcome.summary, edgeReport: outcome.edgeReport ?? null }, finishedAt: sql`now()` })
+      .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running')));
+    await addEvent(db, job.id, job.attempts, 'state', { state: 'succeeded' });
+    logger.info({ jobId: job.id }, 'edge export succeeded');
+    return { state: 'succeeded' as const, resultVersionId: null };
   }
 
   await recordEvaluationResults(db, job, outcome.results ?? [], outcome.hardware, Number(outcome.summary.wallSeconds ?? 0));

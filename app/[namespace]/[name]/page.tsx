@@ -8,6 +8,7 @@ import { formatBytes } from '@/lib/format';
 import { serverCaller } from '@/lib/server-caller';
 import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
+import { EdgeDownloadButton, ExportButton } from './edge-section';
 import { LikeButton } from './like-button';
 
 export const dynamic = 'force-dynamic';
@@ -34,6 +35,9 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
     throw error;
   }
   const me = await caller.auth.me();
+  const edge = await caller.edge.get({ namespace: page.namespace, name: page.name, version: page.version.version });
+  const report = edge.bundle?.report ?? null;
+  const percent = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)}%`);
   if (page.redirectedFrom) permanentRedirect(`/${page.namespace}/${page.name}${version ? `?version=${encodeURIComponent(version)}` : ''}`);
   const summary = page.version.configSummary as Record<string, unknown>;
   const card = page.version.cardMetadata as { license?: string | null; tags?: string[]; datasets?: string[]; language?: string[] };
@@ -133,6 +137,50 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
           </tbody>
         </table>
       )}
+
+      <h2>Edge</h2>
+      <section data-testid="edge">
+        <p className="muted">The adapter merged into its base model as ONNX (float32 and 8-bit weights), measured on the runner&apos;s CPU with onnxruntime-node against PyTorch.</p>
+        {edge.latestJob && edge.latestJob.state !== 'succeeded' && (
+          <p>Latest export: <a href={`/jobs/${edge.latestJob.id}`}>{edge.latestJob.state}</a>{edge.latestJob.error ? ` (${edge.latestJob.error.message})` : ''}</p>
+        )}
+        {me && <ExportButton namespace={page.namespace} name={page.name} version={page.version.version} />}
+        {!edge.bundle ? <p className="muted">No edge export of this version yet.</p> : (
+          <>
+            {report && (
+              <table data-testid="edge-report">
+                <thead><tr><th>Variant</th><th>Size</th><th>Max |logit diff|</th><th>Top-1 agreement</th><th>ms / token</th><th>Peak memory</th><th>Task accuracy</th></tr></thead>
+                <tbody>
+                  <tr><td>PyTorch (reference)</td><td>–</td><td>0</td><td>100%</td><td>{report.pytorch.msPerToken.toFixed(2)}</td><td>–</td><td>{percent(report.pytorch.taskAccuracy)}</td></tr>
+                  {report.variants.map((variant) => (
+                    <tr key={variant.name}>
+                      <td>{variant.name}</td><td>{formatBytes(variant.sizeBytes)}</td><td>{variant.maxAbsLogitDiff.toExponential(2)}</td>
+                      <td>{percent(variant.top1Agreement)}</td><td>{variant.msPerToken.toFixed(2)}</td><td>{formatBytes(variant.peakMemoryBytes)}</td><td>{percent(variant.taskAccuracy)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+            {report && (
+              <p className="muted">
+                {report.prompts} reference prompts, {report.generateTokens} generated tokens per timing, {report.runtime}.
+                {report.task && <> Task {report.task.id}: {report.task.items} items; int8 picks the same answer as fp32 on {percent(report.int8TaskAgreement)}.</>}
+              </p>
+            )}
+            <table>
+              <thead><tr><th>File</th><th>Size</th><th>sha256</th><th /></tr></thead>
+              <tbody>
+                {edge.bundle.files.map((f) => (
+                  <tr key={f.path}>
+                    <td>{f.path}</td><td>{formatBytes(f.size)}</td><td><code>{f.sha256.slice(0, 12)}…</code></td>
+                    <td><EdgeDownloadButton namespace={page.namespace} name={page.name} version={page.version.version} path={f.path} /></td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </>
+        )}
+      </section>
 
       {lineage && (
         <>

@@ -60,7 +60,7 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
 
   return (
     <>
-      <h1>{data.kind === 'finetune' ? `Fine-tune ${String(params_.adapterName)}` : `Evaluation on ${String(params_.taskId)}`}</h1>
+      <h1>{jobTitle(data.kind, params_)}</h1>
       <p>State: <strong data-testid="job-state" className={`state-${data.state}`}>{data.state}</strong>
         {data.cancelRequested && running && <span className="muted"> (cancelling)</span>}
         {' '}· attempt {data.attempts} of {data.maxAttempts}</p>
@@ -134,4 +134,10 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
       <p className="muted">The newest 200 events; download the logs for all of them.</p>
     </>
   );
+}
+
+function jobTitle(kind: string, params: Record<string, unknown>): string {
+  if (kind === 'finetune') return `Fine-tune ${String(params.adapterName)}`;
+  if (kind === 'export') return `ONNX edge export of adapter version ${String(params.adapterVersionId)}`;
+  return `Evaluation on ${String(params.taskId)}`;
 }

@@ -33,9 +33,9 @@ def test_fixture_covers_each_event_type() -> None:
     assert set(types) == EVENT_TYPES
 
 
-def test_fixture_has_both_summaries() -> None:
+def test_fixture_has_every_summary() -> None:
     summaries = [parse_event(line).summary for line in fixture_lines() if json.loads(line)["type"] == "finished"]
-    assert sorted(type(summary).__name__ for summary in summaries) == ["EvaluationSummary", "FinetuneSummary"]
+    assert sorted(type(summary).__name__ for summary in summaries) == ["EvaluationSummary", "ExportSummary", "FinetuneSummary"]
 
 
 def test_fixture_round_trips_unchanged() -> None:
