@@ -176,6 +176,9 @@ export const baseModels = pgTable('base_models', {
   createdAt: createdAt(),
 });
 
+export const adapterVisibilities = ['public', 'private'] as const;
+export type AdapterVisibility = (typeof adapterVisibilities)[number];
+
 export const adapters = pgTable('adapters', {
   id: uuid('id').primaryKey().defaultRandom(),
   namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
@@ -183,6 +186,9 @@ export const adapters = pgTable('adapters', {
   description: text('description').notNull().default(''),
   domain: text('domain'),
   baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
+  // A private adapter, its versions, files and scores are NOT_FOUND to callers without a role
+  // in its namespace (server/services/visibility.ts).
+  visibility: text('visibility', { enum: adapterVisibilities }).notNull().default('public'),
   downloads: integer('downloads').notNull().default(0),
   likes: integer('likes').notNull().default(0),
   // A deprecated adapter stays downloadable; its page points at the replacement.

@@ -52,7 +52,7 @@ async function loadUser(db: Db, where: ReturnType<typeof eq>): Promise<SessionUs
 
 export async function userByCredentials(db: Db, email: string, password: string): Promise<SessionUser | null> {
   const [row] = await db.select({ id: users.id, passwordHash: users.passwordHash }).from(users).where(eq(users.email, email.toLowerCase())).limit(1);
-  if (!row || !(await verifyPassword(row.passwordHash, password))) return null;
+  if (!row?.passwordHash || !(await verifyPassword(row.passwordHash, password))) return null;
   return loadUser(db, eq(users.id, row.id));
 }
 

@@ -9,6 +9,7 @@ import { serverCaller } from '@/lib/server-caller';
 import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
 import { LikeButton } from './like-button';
+import { VisibilityToggle } from './visibility-toggle';
 
 export const dynamic = 'force-dynamic';
 
@@ -53,6 +54,8 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
         <div className="card error" data-testid="yanked">Version {page.version.version} was yanked: {page.version.yanked.reason}</div>
       )}
       <div className="row">
+        {page.visibility === 'private' && <span className="badge" data-testid="private-badge">private</span>}
+        {page.canManage && <VisibilityToggle namespace={page.namespace} name={page.name} visibility={page.visibility} />}
         <span className="badge">base: {page.baseModelId}</span>
         {page.domain && <span className="badge">{page.domain}</span>}
         <span>{page.downloads} downloads</span>
