@@ -42,7 +42,7 @@ export const adaptersRouter = router({
 
   /** Step 1 of publishing: announce the files, get a presigned PUT for each. */
   beginUpload: userProcedure('write')
-    .input(z.object({ files: z.array(uploadFile).min(1).max(32) }))
+    .input(z.object({ files: z.array(uploadFile).min(1, 'no files announced; an adapter needs adapter_config.json and adapter_model.safetensors').max(32) }))
     .mutation(async ({ ctx, input }) => {
       rejectPickles(input.files);
       await purgeDeletedAdapters(ctx.db);
