@@ -8,7 +8,7 @@ import { pullArchive } from './archive';
 import { announce, describeFile, describeFolder, describeFolderProblem } from './upload';
 
 /**
- * How the user started the CLI, for the commands that hints and help print: bin/adapters.mjs
+ * The command line that started the CLI, as hints and help print it: bin/adapters.mjs
  * sets ADAPTERS_COMMAND (`adapters`, or `npx adapters` under npx), and npm sets
  * npm_lifecycle_event to `cli` under `npm run cli`.
  */
@@ -246,8 +246,8 @@ async function main(argv: string[]) {
         visibility,
       }), verifyProgress(Boolean(values.json)));
       await fs.rm(stateFile, { force: true });
-      const shown = visibility === 'private' ? ' (private)' : '';
-      print(`published ${published.namespace}/${published.name}@${published.version}${shown}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
+      const privateNote = visibility === 'private' ? ' (private)' : '';
+      print(`published ${published.namespace}/${published.name}@${published.version}${privateNote}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
       return;
     }
     case 'pull': {
@@ -412,11 +412,11 @@ async function main(argv: string[]) {
     }
     case 'visibility': {
       const ref = parseRef(rest[0]);
-      const wanted = rest[1];
-      if (wanted !== 'public' && wanted !== 'private') {
-        throw new Error(`visibility ${JSON.stringify(wanted ?? '')} is invalid; write \`${COMMAND} visibility ${rest[0]} public\` or \`… private\``);
+      const requested = rest[1];
+      if (requested !== 'public' && requested !== 'private') {
+        throw new Error(`visibility ${JSON.stringify(requested ?? '')} is invalid; write \`${COMMAND} visibility ${rest[0]} public\` or \`… private\``);
       }
-      const changed = await client.adapters.setVisibility.mutate({ namespace: ref.namespace, name: ref.name, visibility: wanted });
+      const changed = await client.adapters.setVisibility.mutate({ namespace: ref.namespace, name: ref.name, visibility: requested });
       print(`${changed.namespace}/${changed.name} is now ${changed.visibility}${changed.previous === changed.visibility ? ' (unchanged)' : ''}`, changed);
       return;
     }

@@ -59,7 +59,7 @@ export async function describeFolder(dir: string): Promise<LocalFile[]> {
 }
 
 /**
- * Checks that a folder holds a PEFT adapter before anything is uploaded. Returns a message
+ * Checks that a folder contains a PEFT adapter before anything is uploaded. Returns a message
  * naming the folder and the files it lacks, or null when the required files are there.
  */
 export function describeFolderProblem(dir: string, files: LocalFile[]): string | null {

@@ -96,7 +96,7 @@ export async function runnerTokenId(db: Db, token: string): Promise<string | nul
 /**
  * Builds the next-auth configuration from `env` (the validated environment by default).
  * Sessions are JWTs in a cookie, because next-auth 4 supports the credentials provider only
- * with JWT sessions. GitHub sign-in is offered when GITHUB_ID and GITHUB_SECRET are set; its
+ * with JWT sessions. GitHub sign-in is offered when GITHUB_ID and GITHUB_SECRET are set. Its
  * identities are linked to users in `oauth_accounts`, and the JWT carries the user id either way.
  */
 export function authOptions(env: Env = getEnv()): AuthOptions {

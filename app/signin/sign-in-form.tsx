@@ -3,7 +3,7 @@
 import { signIn } from 'next-auth/react';
 import { useState } from 'react';
 
-/** The sign-in form: email and password, and a button per OAuth provider the server offers. */
+/** Renders the sign-in form: email and password, and a button per OAuth provider the server offers. */
 export function SignInForm(props: { providers: { id: string; name: string }[] }) {
   const [error, setError] = useState<string | null>(null);
   const callbackUrl = () => new URLSearchParams(window.location.search).get('callbackUrl') ?? '/';

@@ -75,9 +75,9 @@ export async function linkOAuthAccount(db: Db, input: { provider: string; provid
       if (!namespaceId) throw conflict(`namespaces ${namespaceFromLogin(input.login)} to ${name} are all taken; sign up with email and a namespace of your choice`);
 
       // Accounts without an email of their own get a placeholder under the reserved .invalid domain.
-      const wanted = input.email?.trim().toLowerCase() || null;
-      const [taken] = wanted ? await tx.select({ id: users.id }).from(users).where(eq(users.email, wanted)).limit(1) : [];
-      const email = wanted && !taken ? wanted : `${input.provider}-${input.providerAccountId}@users.invalid`;
+      const offered = input.email?.trim().toLowerCase() || null;
+      const [taken] = offered ? await tx.select({ id: users.id }).from(users).where(eq(users.email, offered)).limit(1) : [];
+      const email = offered && !taken ? offered : `${input.provider}-${input.providerAccountId}@users.invalid`;
       const [{ value: userCount }] = await tx.select({ value: count() }).from(users) as [{ value: number }];
       const [user] = await tx.insert(users).values({ email, namespaceId, passwordHash: null, isAdmin: Number(userCount) === 0 }).returning({ id: users.id, isAdmin: users.isAdmin });
       await tx.insert(oauthAccounts).values({ userId: user!.id, provider: input.provider, providerAccountId: input.providerAccountId });
