@@ -41,6 +41,7 @@ Commands:
         [--mix 0.2] (share of general instruction data) [--mix-source self-instruct-seed|DATASET_VERSION_ID]
   finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
         --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
+        [--private | --public]  (visibility of the adapter the job publishes)
   finetune watch JOB_ID                follow a job until it ends
   finetune cancel JOB_ID
   eval NAMESPACE/NAME[@VERSION] --task ID [--limit N]
@@ -92,6 +93,13 @@ function verifyProgress(quiet: boolean) {
     if (process.stderr.isTTY && !jsonOutput) progressBar('verifying upload', done, total);
     else if (!quiet) console.error(`verifying upload: ${done} of ${total} bytes`);
   };
+}
+
+/** Reads --private or --public; undefined when neither is given. */
+function visibilityFlag(values: { private?: boolean; public?: boolean }): 'public' | 'private' | undefined {
+  if (values.private && values.public) throw new Error('pass either --private or --public, not both');
+  if (values.private) return 'private';
+  return values.public ? 'public' : undefined;
 }
 
 /** Parses a flag as a positive integer, or rejects it naming the flag and the value. */
@@ -220,8 +228,7 @@ async function main(argv: string[]) {
       const dir = need(rest[0], 'DIR');
       const name = need(values.name, '--name');
       const baseModelId = need(values.base, '--base');
-      if (values.private && values.public) throw new Error('pass either --private or --public, not both');
-      const visibility = values.private ? 'private' as const : values.public ? 'public' as const : undefined;
+      const visibility = visibilityFlag(values);
       const files = await describeFolder(dir);
       const problem = describeFolderProblem(dir, files);
       if (problem) throw new Error(problem);
@@ -324,6 +331,7 @@ async function main(argv: string[]) {
           datasetVersionId: positiveInteger(need(values.dataset, '--dataset'), '--dataset'), baseModelId: need(values.base, '--base'), adapterName: need(values.name, '--name'),
           domain: values.domain ?? null, description: values.description ?? '',
           evalLimit: values['eval-limit'] === undefined ? null : positiveInteger(values['eval-limit'], '--eval-limit'),
+          visibility: visibilityFlag(values),
           hyperparameters: {
             rank: int('rank', 16), alpha: num('alpha', 32), epochs: num('epochs', 1), learningRate: num('lr', 2e-4), batchSize: int('batch', 4),
             maxSeqLength: int('max-seq', 512), maxSteps: values['max-steps'] === undefined ? null : positiveInteger(values['max-steps'], '--max-steps'),
