@@ -13,7 +13,7 @@ import { deleteObject, getObject, getRange, presignGet } from '../storage';
 import { getBaseModel } from './base-models';
 import { badRequest, conflict, notFound } from './errors';
 import { blobObjectKey, rejectPickles, type VerifiedFile } from './uploads';
-import { canReadAdapter, type Reader } from './visibility';
+import { canReadAdapter, readsNamespace, type Reader } from './visibility';
 
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
 const MAX_TEXT_FILE_BYTES = 1024 * 1024;
@@ -240,6 +240,11 @@ export async function getAdapterPage(db: Db, reader: Reader, requestedNamespace:
     .from(adapterFiles).where(eq(adapterFiles.versionId, chosen.id)).orderBy(adapterFiles.path);
   const scores = await db.select().from(evalResults).where(eq(evalResults.adapterVersionId, chosen.id)).orderBy(desc(evalResults.createdAt));
 
+  // The training data set is private to its namespace even when the adapter is public, so its
+  // name, hash and preparation stay out of the lineage that outsiders read.
+  let lineage = detail!.lineage;
+  if (lineage?.dataset && !(await readsNamespace(reader, adapter.namespaceId))) lineage = { ...lineage, dataset: { private: true } };
+
   return {
     adapterId: adapter.id,
     namespaceId: adapter.namespaceId,
@@ -259,7 +264,7 @@ export async function getAdapterPage(db: Db, reader: Reader, requestedNamespace:
     version: {
       id: detail!.id, version: detail!.version, createdAt: detail!.createdAt, configSummary: detail!.configSummary,
       label: detail!.label, changelog: detail!.changelog, cardMetadata: detail!.cardMetadata, sizeBytes: detail!.sizeBytes,
-      modelCard: detail!.modelCard, warnings: detail!.warnings, lineage: detail!.lineage, sourceJobId: detail!.sourceJobId,
+      modelCard: detail!.modelCard, warnings: detail!.warnings, lineage, sourceJobId: detail!.sourceJobId,
       yanked: detail!.yankedAt ? { at: detail!.yankedAt, reason: detail!.yankReason ?? '' } : null,
     },
     files,

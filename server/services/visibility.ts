@@ -28,6 +28,16 @@ export async function canReadAdapter(reader: Reader, adapter: { id: string; name
 }
 
 /**
+ * Tells whether `reader` may read a namespace's private things (data sets, jobs): any role
+ * there, and the `read` scope on an API token.
+ */
+export async function readsNamespace(reader: Reader, namespaceId: string): Promise<boolean> {
+  if (reader === 'internal') return true;
+  if (!reader.user || (reader.scopes && !reader.scopes.includes('read'))) return false;
+  return (await roleIn({ ...reader, runnerTokenId: null }, namespaceId)) !== null;
+}
+
+/**
  * Returns an SQL condition on `adapters` that keeps the rows `reader` may see, for listings
  * (search, facets, leaderboards), so that counts never include private adapters of others.
  */

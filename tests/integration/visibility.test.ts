@@ -4,7 +4,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, fileSource, followJob, uploadFiles, type Client, type JobUpdate } from '@adapters/client';
-import { users } from '@/drizzle/schema';
+import { adapterVersions, users } from '@/drizzle/schema';
 import { finalizeUpload } from '@/lib/upload-protocol';
 import { createCaller } from '@/server/api/root';
 import { createContext } from '@/server/api/trpc';
@@ -147,6 +147,17 @@ describe('private adapters', () => {
     const entries = (await owner.client.teams.auditLog.query({ namespace: team })).entries.slice(0, 2);
     expect(entries.map((entry) => [entry.action, entry.target])).toEqual([['adapter.visibility', `${team}/open`], ['adapter.visibility', `${team}/open`]]);
     expect(entries[0]!.details).toEqual({ from: 'private', to: 'public' });
+  });
+
+  it('lineage hides the data set', async () => {
+    // A fine-tune's lineage, written onto the public adapter's version as completeJob writes it.
+    const page = await owner.client.adapters.get.query({ namespace: team, name: 'open' });
+    const dataset = { name: `${team}/private-data`, version: 1, sha256: 'a'.repeat(64), lineage: null };
+    await (await getDb()).update(adapterVersions).set({ lineage: { jobId: randomUUID(), dataset, baseModelId: TINY_BASE_ID } }).where(eq(adapterVersions.id, page.version.id));
+
+    expect((await anonymous.adapters.get.query({ namespace: team, name: 'open' })).version.lineage).toMatchObject({ dataset: { private: true }, baseModelId: TINY_BASE_ID });
+    expect((await outsider.client.adapters.get.query({ namespace: team, name: 'open' })).version.lineage?.dataset).toEqual({ private: true });
+    expect((await viewer.client.adapters.get.query({ namespace: team, name: 'open' })).version.lineage?.dataset).toEqual(dataset);
   });
 
   it('old name redirects only for members', async () => {
