@@ -3,19 +3,19 @@ import { adapters, teamMembers, type AdapterVisibility } from '@/drizzle/schema'
 import { roleIn, type Caller } from '../api/authz';
 
 /**
- * Who reads: the tRPC context, or one built for a route handler from the same credentials.
+ * The caller of a read: the tRPC context, or one built for a route handler from the same credentials.
  * `'internal'` skips the visibility check, for code that acts on the system's behalf (the job
  * queue, authorization itself) and never returns what it reads to a caller.
  */
 export type Reader = Pick<Caller, 'db' | 'user' | 'scopes' | 'tokenNamespaceId' | 'tokenAdapterIds'> | 'internal';
 
-/** A reader that has no credentials, for anonymous route handlers and scripts. */
+/** Returns a reader without credentials, for anonymous route handlers and scripts. */
 export function anonymousReader(db: Caller['db']): Reader {
   return { db, user: null, scopes: null, tokenNamespaceId: null, tokenAdapterIds: null };
 }
 
 /**
- * Tells whether `reader` may see an adapter. Everyone sees a public one. A private one needs
+ * Tells whether `reader` may read an adapter. A public one is readable by everyone. A private one needs
  * a role of any kind in its namespace (site administrators count as admins everywhere), the
  * `read` scope on an API token, and a token allowed for that namespace and adapter.
  */

@@ -118,7 +118,7 @@ describe('private adapters', () => {
       `/${team}/secret/resolve/main/adapter_config.json`,
     ];
     for (const route of routes) {
-      // HEAD keeps the archive from counting a download; the other routes answer GET.
+      // HEAD keeps the archive from counting a download; the other routes serve GET.
       const head = { method: route.endsWith('/archive') ? 'HEAD' : 'GET', redirect: 'manual' as const };
       expect((await fetch(`${appUrl}${route}`, head)).status, `anonymous ${route}`).toBe(404);
       expect((await fetch(`${appUrl}${route}`, { ...head, headers: { authorization: `Bearer ${otherNamespaceToken}` } })).status, `other namespace ${route}`).toBe(404);
