@@ -66,7 +66,7 @@ export function describeFolderProblem(dir: string, files: LocalFile[]): string |
   const expected = 'a PEFT adapter folder needs adapter_config.json and adapter_model.safetensors, and should have a README.md model card, as `model.save_pretrained(dir)` writes them';
   if (files.length === 0) return `folder ${dir} has no files to publish (hidden files are skipped); ${expected}`;
   // A pickle checkpoint gets the server's conversion advice, which names the file and the fix.
-  if (files.some((file) => /\.(bin|pt|pth|ckpt|pkl)$/i.test(file.path))) return null;
+  if (files.some((file) => /\.(bin|pt|pth|ckpt|pkl|pickle)$/i.test(file.path))) return null;
   const missing = ['adapter_config.json', 'adapter_model.safetensors'].filter((name) => !files.some((file) => file.path === name));
   if (missing.length > 0) return `folder ${dir} lacks ${missing.join(' and ')} (it has ${files.map((file) => file.path).join(', ')}); ${expected}`;
   return null;
