@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
-const alias = { '@': import.meta.dirname };
+const alias = { '@adapters/client': path.join(import.meta.dirname, 'packages/client/index.ts'), '@': import.meta.dirname };
 
 export default defineConfig({
   resolve: { alias },

@@ -2,19 +2,33 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createClient, type Client } from '../lib/trpc-client';
+import { createClient, fileSource, followJob, uploadFiles, type Client } from '@adapters/client';
 import { finalizeUpload } from '../lib/upload-protocol';
 import { pullArchive } from './archive';
-import { announce, describeFile, describeFolder, putFiles } from './upload';
+import { announce, describeFile, describeFolder, describeFolderProblem } from './upload';
 
-const HELP = `Usage: adapters <command> [options]
+/**
+ * The command line that started the CLI, as hints and help print it: bin/adapters.mjs
+ * sets ADAPTERS_COMMAND (`adapters`, or `npx adapters` under npx), and npm sets
+ * npm_lifecycle_event to `cli` under `npm run cli`.
+ */
+const COMMAND = process.env.ADAPTERS_COMMAND
+  ?? (process.env.npm_lifecycle_event === 'cli' ? 'npm run cli --' : 'npx tsx cli/main.ts');
+
+// Set by --json: machine-readable output only, so no progress bars even on a terminal.
+let jsonOutput = false;
+
+const HELP = `Usage: ${COMMAND} <command> [options]
 
 Commands:
   login --email E --password P         store an API token for this app (in ~/.config/adapters/config.json)
   publish DIR --name NAME --base ID    publish a PEFT adapter folder as the next version of NAME
         [--description TEXT] [--domain DOMAIN] [--label 1.2.0] [--changelog TEXT]
         [--namespace TEAM]  (a team you are an admin of; your own namespace by default)
+        [--private | --public]  (private: only members of the namespace see it; a new adapter is
+        public by default and an existing one keeps its visibility)
         (an interrupted upload resumes when the same command runs again)
+  visibility NAMESPACE/NAME public|private   make an adapter public or private (namespace admins)
   search [QUERY] [--base ID] [--domain D] [--sort relevance|recent|downloads|likes|score] [--limit N]
   pull NAMESPACE/NAME[@VERSION] [--out DIR]   download every file of a version and check each file's sha256
         [--archive FILE.tar]           download the version as one tar archive instead and list its files
@@ -27,6 +41,7 @@ Commands:
         [--mix 0.2] (share of general instruction data) [--mix-source self-instruct-seed|DATASET_VERSION_ID]
   finetune create --dataset ID --base ID --name ADAPTER [--rank 16 --alpha 32 --epochs 1
         --lr 2e-4 --batch 4 --max-seq 512 --max-steps N --domain medical --eval-limit N]
+        [--private | --public]  (visibility of the adapter the job publishes)
   finetune watch JOB_ID                follow a job until it ends
   finetune cancel JOB_ID
   finetune resume JOB_ID               continue a cancelled or failed fine-tune from its last checkpoint
@@ -62,8 +77,9 @@ function parseRef(ref: string | undefined): { namespace: string; name: string; v
   return { namespace: match[1]!, name: match[2]!, version: match[3] ? Number(match[3]) : undefined };
 }
 
+/** Draws a progress bar on stderr, only on a terminal and never with --json. */
 function progressBar(label: string, done: number, total: number): void {
-  if (!process.stderr.isTTY) return;
+  if (!process.stderr.isTTY || jsonOutput) return;
   const width = 30;
   const filled = total === 0 ? width : Math.round((done / total) * width);
   process.stderr.write(`\r${label.padEnd(28).slice(0, 28)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${((done / Math.max(1, total)) * 100).toFixed(0)}%`);
@@ -76,9 +92,16 @@ function progressBar(label: string, done: number, total: number): void {
  */
 function verifyProgress(quiet: boolean) {
   return (done: number, total: number) => {
-    if (process.stderr.isTTY) progressBar('verifying upload', done, total);
+    if (process.stderr.isTTY && !jsonOutput) progressBar('verifying upload', done, total);
     else if (!quiet) console.error(`verifying upload: ${done} of ${total} bytes`);
   };
+}
+
+/** Reads --private or --public; undefined when neither is given. */
+function visibilityFlag(values: { private?: boolean; public?: boolean }): 'public' | 'private' | undefined {
+  if (values.private && values.public) throw new Error('pass either --private or --public, not both');
+  if (values.private) return 'private';
+  return values.public ? 'public' : undefined;
 }
 
 /** Parses a flag as a positive integer, or rejects it naming the flag and the value. */
@@ -95,35 +118,29 @@ function positiveNumber(value: string, flag: string): number {
 }
 
 function need(value: string | undefined, flag: string): string {
-  if (!value) throw new Error(`missing ${flag}; see \`adapters --help\``);
+  if (!value) throw new Error(`missing ${flag}; see \`${COMMAND} --help\``);
   return value;
 }
 
 async function watchJob(client: Client, jobId: string, json: boolean): Promise<string> {
-  let lastStep = -1;
-  let lastState = '';
-  for (;;) {
-    const job = await client.finetune.get.query({ jobId });
-    const progress = job.progress as { step?: number; totalSteps?: number; loss?: number; tokensPerSecond?: number } | null;
-    // Off a terminal (a pipe, CI) there is no bar, so states and steps are printed as lines.
-    if (!json && !process.stderr.isTTY && job.state !== lastState) console.error(`job ${jobId}: ${job.state}`);
-    lastState = job.state;
-    if (!json && progress?.step !== undefined && progress.step !== lastStep) {
-      lastStep = progress.step;
-      const label = `step ${progress.step}/${progress.totalSteps} loss ${progress.loss?.toFixed(3)}`;
-      if (process.stderr.isTTY) progressBar(label, progress.step, progress.totalSteps ?? progress.step);
-      else console.error(label);
-    }
-    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) {
-      if (json) console.log(JSON.stringify(job));
-      else {
-        console.log(`job ${jobId}: ${job.state}${job.error ? ` (${job.error.reason}: ${job.error.message})` : ''}`);
-        if (job.result) console.log(`published ${job.result.namespace}/${job.result.name}@${job.result.version}`);
+  const job = await followJob(client, jobId, {
+    onEvent: (update) => {
+      if (json) return;
+      // Off a terminal (a pipe, CI) there is no bar, so states and steps are printed as lines.
+      if (update.kind === 'state' && !process.stderr.isTTY) console.error(`job ${jobId}: ${update.state}`);
+      if (update.kind === 'progress') {
+        const label = `step ${update.step}/${update.totalSteps ?? '?'} loss ${update.loss?.toFixed(3) ?? '?'}`;
+        if (process.stderr.isTTY) progressBar(label, update.step, update.totalSteps ?? update.step);
+        else console.error(label);
       }
-      return job.state;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    },
+  });
+  if (json) console.log(JSON.stringify(job));
+  else {
+    console.log(`job ${jobId}: ${job.state}${job.error ? ` (${job.error.reason}: ${job.error.message})` : ''}`);
+    if (job.result) console.log(`published ${job.result.namespace}/${job.result.name}@${job.result.version}`);
   }
+  return job.state;
 }
 
 const CLEANING_FLAGS = {
@@ -160,14 +177,16 @@ interface ReportSummary {
   lineWarningCount: number; lineWarnings: { line: number | null; message: string }[]; warnings: string[];
 }
 
-function describeReport(versionId: number, report: ReportSummary): string {
+/** Describes a data set version's validation; `id` is what `finetune create --dataset` takes. */
+function describeReport(created: { datasetVersionId: number; version: number }, name: string, report: ReportSummary): string {
+  const versionId = created.datasetVersionId;
   const listed = (problems: { line: number | null; message: string }[]) => problems.map((e) => `  ${e.line === null ? '' : `line ${e.line}: `}${e.message}`).join('\n');
   if (!report.valid) {
     const more = report.errorCount > report.errors.length ? `\n  …and ${report.errorCount - report.errors.length} more` : '';
     return `data set rejected (${report.errorCount} ${report.errorCount === 1 ? 'problem' : 'problems'}):\n${listed(report.errors)}${more}`;
   }
   const warnings = report.warnings.length > 0 ? `\n${report.warnings.join('\n')}\n${listed(report.lineWarnings.slice(0, 10))}` : '';
-  return `data set version ${versionId}: ${report.examples} examples; pass --dataset ${versionId} to \`finetune create\`${warnings}`;
+  return `data set ${name} version ${created.version} (id ${versionId}): ${report.examples} examples; pass --dataset ${versionId} to \`${COMMAND} finetune create\`${warnings}`;
 }
 
 async function main(argv: string[]) {
@@ -182,10 +201,12 @@ async function main(argv: string[]) {
       'eval-limit': { type: 'string' }, task: { type: 'string' }, suite: { type: 'string' }, limit: { type: 'string' }, reason: { type: 'string' },
       message: { type: 'string' }, replacement: { type: 'string' }, label: { type: 'string' }, changelog: { type: 'string' },
       sort: { type: 'string' }, to: { type: 'string' }, archive: { type: 'string' }, namespace: { type: 'string' },
+      private: { type: 'boolean' }, public: { type: 'boolean' },
       'prompt-column': { type: 'string' }, 'completion-column': { type: 'string' }, 'text-column': { type: 'string' }, 'system-column': { type: 'string' },
       clean: { type: 'string' }, validation: { type: 'string' }, seed: { type: 'string' }, mix: { type: 'string' }, 'mix-source': { type: 'string' },
     },
   });
+  jsonOutput = Boolean(values.json);
   const [command, ...rest] = positionals;
   if (values.help || !command) {
     console.log(HELP);
@@ -209,26 +230,33 @@ async function main(argv: string[]) {
       const dir = need(rest[0], 'DIR');
       const name = need(values.name, '--name');
       const baseModelId = need(values.base, '--base');
+      const visibility = visibilityFlag(values);
       const files = await describeFolder(dir);
+      const problem = describeFolderProblem(dir, files);
+      if (problem) throw new Error(problem);
       // The upload id is kept beside the files, so running the command again resumes an
       // interrupted upload instead of sending every part again.
       const stateFile = path.join(dir, '.adapters-upload.json');
       const fingerprint = files.map((f) => `${f.path}:${f.sha256}`).join(',');
       const previous = await fs.readFile(stateFile, 'utf8').then((text) => JSON.parse(text) as { uploadId: string; fingerprint: string }).catch(() => null);
-      let begun = null;
-      if (previous?.fingerprint === fingerprint) {
-        begun = await client.uploads.resume.mutate({ uploadId: previous.uploadId }).catch(() => null);
-        if (begun && !values.json) console.error(`resuming upload ${begun.uploadId}`);
-      }
-      begun ??= await client.adapters.beginUpload.mutate({ files: files.map(announce) });
-      await fs.writeFile(stateFile, JSON.stringify({ uploadId: begun.uploadId, fingerprint }));
-      await putFiles(files, begun.files, (file, done, total) => progressBar(file, done, total));
-      const uploadId = begun.uploadId;
+      const resumeUploadId = previous?.fingerprint === fingerprint ? previous.uploadId : undefined;
+      const sources = await Promise.all(files.map(async (file) => ({ ...(await fileSource(file.absolute, file.path)), described: announce(file) })));
+      const { uploadId } = await uploadFiles(client, sources, {
+        purpose: 'adapter',
+        resumeUploadId,
+        onBegin: async (id) => {
+          if (id === resumeUploadId && !values.json) console.error(`resuming upload ${id}`);
+          await fs.writeFile(stateFile, JSON.stringify({ uploadId: id, fingerprint }));
+        },
+        onProgress: (progress) => progressBar(progress.path, progress.fileBytes, progress.fileSize),
+      });
       const published = await finalizeUpload(() => client.adapters.publish.mutate({
         uploadId, namespace: values.namespace, name, baseModelId, description: values.description, domain: values.domain ?? null, label: values.label ?? null, changelog: values.changelog ?? null,
+        visibility,
       }), verifyProgress(Boolean(values.json)));
       await fs.rm(stateFile, { force: true });
-      print(`published ${published.namespace}/${published.name}@${published.version}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
+      const privateNote = visibility === 'private' ? ' (private)' : '';
+      print(`published ${published.namespace}/${published.name}@${published.version}${privateNote}${published.warnings.length ? `\nwarnings:\n  ${published.warnings.join('\n  ')}` : ''}`, published);
       return;
     }
     case 'pull': {
@@ -261,8 +289,9 @@ async function main(argv: string[]) {
     }
     case 'dataset': {
       const file = await describeFile(need(rest[0], 'FILE.jsonl'), path.basename(need(rest[0], 'FILE.jsonl')));
-      const begun = await client.datasets.beginUpload.mutate({ file: announce(file) });
-      await putFiles([file], begun.files, (name, done, total) => progressBar(name, done, total));
+      const begun = await uploadFiles(client, [{ ...(await fileSource(file.absolute, file.path)), described: announce(file) }], {
+        purpose: 'dataset', onProgress: (progress) => progressBar(progress.path, progress.fileBytes, progress.fileSize),
+      });
       const mapping = { prompt: values['prompt-column'], completion: values['completion-column'], text: values['text-column'], system: values['system-column'] };
       const hasMapping = Object.values(mapping).some((column) => column !== undefined);
       const input = {
@@ -270,7 +299,7 @@ async function main(argv: string[]) {
         mapping: hasMapping ? mapping : undefined, maxSeqLength: values['max-seq'] ? positiveInteger(values['max-seq'], '--max-seq') : undefined,
       };
       const created = await finalizeUpload(() => client.datasets.create.mutate(input), verifyProgress(Boolean(values.json)));
-      print(describeReport(created.datasetVersionId, created.report), created);
+      print(describeReport(created, input.name, created.report), created);
       if (!created.report.valid) process.exitCode = 1;
       return;
     }
@@ -291,7 +320,7 @@ async function main(argv: string[]) {
       const counts = Object.entries(lineage.cleaning!.counts).filter(([, n]) => n > 0).map(([step, n]) => `  ${step}: ${n}`);
       const split = lineage.split ? [`  split: ${lineage.split.train} train, ${lineage.split.validation} validation (seed ${lineage.split.seed})`] : [];
       const mix = lineage.mix ? [`  mixed in ${lineage.mix.count} examples of ${lineage.mix.source} (ratio ${lineage.mix.ratio}, seed ${lineage.mix.seed})`] : [];
-      print([`cleaning: ${lineage.cleaning!.before} -> ${lineage.cleaning!.after} examples`, ...counts, ...split, ...mix, describeReport(derived.datasetVersionId, derived.report)].join('\n'), derived);
+      print([`cleaning: ${lineage.cleaning!.before} -> ${lineage.cleaning!.after} examples`, ...counts, ...split, ...mix, describeReport(derived, lineage.derivedFrom?.name ?? `of version ${sourceVersionId}`, derived.report)].join('\n'), derived);
       if (!derived.report.valid) process.exitCode = 1;
       return;
     }
@@ -304,13 +333,14 @@ async function main(argv: string[]) {
           datasetVersionId: positiveInteger(need(values.dataset, '--dataset'), '--dataset'), baseModelId: need(values.base, '--base'), adapterName: need(values.name, '--name'),
           domain: values.domain ?? null, description: values.description ?? '',
           evalLimit: values['eval-limit'] === undefined ? null : positiveInteger(values['eval-limit'], '--eval-limit'),
+          visibility: visibilityFlag(values),
           hyperparameters: {
             rank: int('rank', 16), alpha: num('alpha', 32), epochs: num('epochs', 1), learningRate: num('lr', 2e-4), batchSize: int('batch', 4),
             maxSeqLength: int('max-seq', 512), maxSteps: values['max-steps'] === undefined ? null : positiveInteger(values['max-steps'], '--max-steps'),
             dropout: 0.05, targetModules: 'all-linear', gradientAccumulation: 1, warmupRatio: 0.03, seed: 42,
           },
         });
-        print(`job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
+        print(`job ${created.jobId} queued; follow it with \`${COMMAND} finetune watch ${created.jobId}\``, created);
         return;
       }
       if (action === 'watch') {
@@ -332,7 +362,7 @@ async function main(argv: string[]) {
     case 'eval': {
       const ref = parseRef(rest[0]);
       const created = await client.evals.request.mutate({ ...ref, taskId: need(values.task, '--task'), limit: values.limit === undefined ? null : positiveInteger(values.limit, '--limit') });
-      print(`evaluation job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
+      print(`evaluation job ${created.jobId} queued; follow it with \`${COMMAND} finetune watch ${created.jobId}\``, created);
       return;
     }
     case 'eval-suite': {
@@ -387,7 +417,7 @@ async function main(argv: string[]) {
     case 'delete': {
       const ref = parseRef(rest[0]);
       const deleted = await client.adapters.delete.mutate({ namespace: ref.namespace, name: ref.name });
-      print(`deleted ${ref.namespace}/${ref.name}; \`adapters restore ${ref.namespace}/${ref.name}\` brings it back until ${deleted.restorableUntil}`, deleted);
+      print(`deleted ${ref.namespace}/${ref.name}; \`${COMMAND} restore ${ref.namespace}/${ref.name}\` brings it back until ${deleted.restorableUntil}`, deleted);
       return;
     }
     case 'restore': {
@@ -401,13 +431,23 @@ async function main(argv: string[]) {
       print(`renamed to ${renamed.namespace}/${renamed.name}; ${renamed.redirectsFrom} redirects to it`, renamed);
       return;
     }
+    case 'visibility': {
+      const ref = parseRef(rest[0]);
+      const requested = rest[1];
+      if (requested !== 'public' && requested !== 'private') {
+        throw new Error(`visibility ${JSON.stringify(requested ?? '')} is invalid; write \`${COMMAND} visibility ${rest[0]} public\` or \`… private\``);
+      }
+      const changed = await client.adapters.setVisibility.mutate({ namespace: ref.namespace, name: ref.name, visibility: requested });
+      print(`${changed.namespace}/${changed.name} is now ${changed.visibility}${changed.previous === changed.visibility ? ' (unchanged)' : ''}`, changed);
+      return;
+    }
     case 'runner-token': {
       const created = await client.runner.createToken.mutate({ name: need(rest[0], 'NAME') });
       print(created.token, created);
       return;
     }
     default:
-      throw new Error(`unknown command ${JSON.stringify(command)}; see \`adapters --help\``);
+      throw new Error(`unknown command ${JSON.stringify(command)}; see \`${COMMAND} --help\``);
   }
 }
 
@@ -416,7 +456,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   const code = (error as { code?: string }).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') message = `no such file or folder: ${(error as { path?: string }).path}`;
   if (message === 'fetch failed') message = 'could not reach the app; check --url (or ADAPTERS_URL) and that the app is running';
-  if (/^sign in or pass an API token/.test(message)) message = 'not logged in; run `adapters login --email … --password …` or pass --token';
+  if (/^sign in or pass an API token/.test(message)) message = `not logged in; run \`${COMMAND} login --email … --password …\` or pass --token`;
   console.error(`error: ${message}`);
   process.exit(1);
 });

@@ -58,6 +58,20 @@ export async function describeFolder(dir: string): Promise<LocalFile[]> {
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 
+/**
+ * Checks that a folder contains a PEFT adapter before anything is uploaded. Returns a message
+ * naming the folder and the files it lacks, or null when the required files are there.
+ */
+export function describeFolderProblem(dir: string, files: LocalFile[]): string | null {
+  const expected = 'a PEFT adapter folder needs adapter_config.json and adapter_model.safetensors, and should have a README.md model card, as `model.save_pretrained(dir)` writes them';
+  if (files.length === 0) return `folder ${dir} has no files to publish (hidden files are skipped); ${expected}`;
+  // A pickle checkpoint gets the server's conversion advice, which names the file and the fix.
+  if (files.some((file) => /\.(bin|pt|pth|ckpt|pkl|pickle)$/i.test(file.path))) return null;
+  const missing = ['adapter_config.json', 'adapter_model.safetensors'].filter((name) => !files.some((file) => file.path === name));
+  if (missing.length > 0) return `folder ${dir} lacks ${missing.join(' and ')} (it has ${files.map((file) => file.path).join(', ')}); ${expected}`;
+  return null;
+}
+
 const PARALLEL_PARTS = 4;
 const PART_ATTEMPTS = 4;
 

@@ -20,11 +20,25 @@ export const users = pgTable('users', {
   id: uuid('id').primaryKey().defaultRandom(),
   email: text('email').notNull().unique(),
   namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
-  // argon2id, PHC string format.
-  passwordHash: text('password_hash').notNull(),
+  // argon2id, PHC string format; null for an account that signs in only through OAuth.
+  passwordHash: text('password_hash'),
   isAdmin: boolean('is_admin').notNull().default(false),
   createdAt: createdAt(),
 });
+
+/**
+ * OAuth identities linked to users (the next-auth adapter's `accounts` shape, reduced to what
+ * sign-in needs). Provider access tokens are not stored, because the app never calls the
+ * provider's API after sign-in.
+ */
+export const oauthAccounts = pgTable('oauth_accounts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id),
+  provider: text('provider').notNull(),
+  // The provider's stable account id (GitHub's numeric user id, as text), never the login, which can change.
+  providerAccountId: text('provider_account_id').notNull(),
+  createdAt: createdAt(),
+}, (t) => [uniqueIndex('oauth_accounts_provider_account').on(t.provider, t.providerAccountId), index('oauth_accounts_user').on(t.userId)]);
 
 /** Personal API tokens; only the sha256 of the secret is stored. */
 export const apiTokens = pgTable('api_tokens', {
@@ -176,6 +190,9 @@ export const baseModels = pgTable('base_models', {
   createdAt: createdAt(),
 });
 
+export const adapterVisibilities = ['public', 'private'] as const;
+export type AdapterVisibility = (typeof adapterVisibilities)[number];
+
 export const adapters = pgTable('adapters', {
   id: uuid('id').primaryKey().defaultRandom(),
   namespaceId: uuid('namespace_id').notNull().references(() => namespaces.id),
@@ -183,6 +200,9 @@ export const adapters = pgTable('adapters', {
   description: text('description').notNull().default(''),
   domain: text('domain'),
   baseModelId: text('base_model_id').notNull().references(() => baseModels.id),
+  // A private adapter, its versions, files and scores are NOT_FOUND to callers without a role
+  // in its namespace (server/services/visibility.ts).
+  visibility: text('visibility', { enum: adapterVisibilities }).notNull().default('public'),
   downloads: integer('downloads').notNull().default(0),
   likes: integer('likes').notNull().default(0),
   // A deprecated adapter stays downloadable; its page points at the replacement.

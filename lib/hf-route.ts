@@ -12,6 +12,9 @@ export async function hubResponse(handler: () => Promise<Response>): Promise<Res
       const code = error.message.startsWith('revision') ? 'RevisionNotFound' : 'RepoNotFound';
       return Response.json({ error: error.message }, { status: 404, headers: { 'X-Error-Code': code, 'X-Error-Message': error.message } });
     }
+    if (error instanceof TRPCError && error.code === 'UNAUTHORIZED') {
+      return Response.json({ error: error.message }, { status: 401, headers: { 'X-Error-Message': error.message } });
+    }
     logger.error({ err: error }, 'Hub-compatible request failed');
     return Response.json({ error: 'internal error; the server log has the details' }, { status: 500 });
   }

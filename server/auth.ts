@@ -3,9 +3,12 @@ import { hash, verify } from '@node-rs/argon2';
 import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { AuthOptions } from 'next-auth';
 import CredentialsProvider from 'next-auth/providers/credentials';
+import GitHubProvider, { type GithubProfile } from 'next-auth/providers/github';
 import { apiTokens, namespaces, runnerTokens, users } from '@/drizzle/schema';
 import { getDb, type Db } from './db';
-import { getEnv } from './env';
+import { getEnv, type Env } from './env';
+import { logger } from './logger';
+import { linkOAuthAccount } from './services/accounts';
 
 export interface SessionUser {
   id: string;
@@ -52,7 +55,7 @@ async function loadUser(db: Db, where: ReturnType<typeof eq>): Promise<SessionUs
 
 export async function userByCredentials(db: Db, email: string, password: string): Promise<SessionUser | null> {
   const [row] = await db.select({ id: users.id, passwordHash: users.passwordHash }).from(users).where(eq(users.email, email.toLowerCase())).limit(1);
-  if (!row || !(await verifyPassword(row.passwordHash, password))) return null;
+  if (!row?.passwordHash || !(await verifyPassword(row.passwordHash, password))) return null;
   return loadUser(db, eq(users.id, row.id));
 }
 
@@ -90,8 +93,16 @@ export async function runnerTokenId(db: Db, token: string): Promise<string | nul
   return row?.id ?? null;
 }
 
-export function authOptions(): AuthOptions {
-  const env = getEnv();
+/**
+ * Builds the next-auth configuration from `env` (the validated environment by default).
+ * Sessions are JWTs in a cookie, because next-auth 4 supports the credentials provider only
+ * with JWT sessions. GitHub sign-in is offered when GITHUB_ID and GITHUB_SECRET are set. Its
+ * identities are linked to users in `oauth_accounts`, and the JWT carries the user id either way.
+ */
+export function authOptions(env: Env = getEnv()): AuthOptions {
+  const github = env.GITHUB_ID && env.GITHUB_SECRET
+    ? [GitHubProvider({ clientId: env.GITHUB_ID, clientSecret: env.GITHUB_SECRET })]
+    : [];
   return {
     secret: env.NEXTAUTH_SECRET,
     // Secure, __Secure- prefixed session cookies whenever the public URL is https. Production
@@ -109,10 +120,19 @@ export function authOptions(): AuthOptions {
           return user ? { id: user.id, email: user.email, name: user.namespace } : null;
         },
       }),
+      ...github,
     ],
     callbacks: {
-      jwt({ token, user }) {
-        if (user) token.sub = user.id;
+      async jwt({ token, user, account, profile }) {
+        if (account?.provider === 'github') {
+          // The provider's user is GitHub's; the session names ours, created on first sign-in.
+          const login = (profile as GithubProfile | undefined)?.login ?? account.providerAccountId;
+          const linked = await linkOAuthAccount(await getDb(), { provider: 'github', providerAccountId: account.providerAccountId, login, email: user?.email ?? null });
+          logger.info({ userId: linked.userId, provider: 'github', created: linked.created }, 'signed in through OAuth');
+          token.sub = linked.userId;
+        } else if (user) {
+          token.sub = user.id;
+        }
         return token;
       },
       session({ session, token }) {

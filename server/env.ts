@@ -4,6 +4,10 @@ import { z } from 'zod';
  * Server configuration, read once from the environment and validated.
  * Handlers import `env` and never read `process.env` themselves.
  */
+function emptyAsUnset(value: unknown): unknown {
+  return value === '' ? undefined : value;
+}
+
 const schema = z.object({
   // postgres://… for a real server; unset means the embedded PGlite database.
   DATABASE_URL: z.string().url().optional(),
@@ -29,6 +33,10 @@ const schema = z.object({
   // Public base URL of the app. Session cookies are Secure exactly when it is https.
   NEXTAUTH_URL: z.string().url().optional(),
   NEXTAUTH_SECRET: z.string().min(16, { message: 'NEXTAUTH_SECRET must be at least 16 characters; generate one with `openssl rand -hex 32`' }),
+  // GitHub OAuth app credentials. With both set, the sign-in page offers "Sign in with GitHub";
+  // the app's callback URL is {NEXTAUTH_URL}/api/auth/callback/github. Empty counts as unset.
+  GITHUB_ID: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
+  GITHUB_SECRET: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
   // A runner that misses heartbeats for this long loses its job back to the queue, in seconds.
   JOB_LEASE_SECONDS: z.coerce.number().int().min(5).max(3600).default(60),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
@@ -69,6 +77,9 @@ const schema = z.object({
 }).superRefine((env, context) => {
   if ((env.S3_ACCESS_KEY_ID === undefined) !== (env.S3_SECRET_ACCESS_KEY === undefined)) {
     context.addIssue({ code: 'custom', path: ['S3_ACCESS_KEY_ID'], message: 'set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither to use the AWS default credentials' });
+  }
+  if ((env.GITHUB_ID === undefined) !== (env.GITHUB_SECRET === undefined)) {
+    context.addIssue({ code: 'custom', path: [env.GITHUB_ID ? 'GITHUB_SECRET' : 'GITHUB_ID'], message: 'set both GITHUB_ID and GITHUB_SECRET to offer GitHub sign-in, or neither' });
   }
   if (env.NODE_ENV !== 'production') return;
   if (!env.NEXTAUTH_URL) {

@@ -36,6 +36,8 @@ export default function FinetunePage() {
   const [cloned, setCloned] = useState<{ namespace: string; dataset: string } | null>(null);
   const source = useQuery(trpc.finetune.get.queryOptions({ jobId: cloneFrom ?? '' }, { enabled: cloneFrom !== null }));
   const sourceDataset = useQuery(trpc.datasets.get.queryOptions({ id: source.data?.dataset?.id ?? 0 }, { enabled: Boolean(source.data?.dataset) }));
+  // Empty keeps an existing adapter's visibility; a new adapter is public then.
+  const [visibility, setVisibility] = useState<'' | 'public' | 'private'>('');
   const create = useMutation(trpc.finetune.create.mutationOptions({ onSuccess: ({ jobId }) => router.push(`/jobs/${jobId}`) }));
 
   useEffect(() => {
@@ -123,6 +125,10 @@ export default function FinetunePage() {
             <label>Adapter name<br /><input aria-label="Adapter name" value={form.adapterName} onChange={(e) => setForm({ ...form, adapterName: e.target.value })} /></label>
             <label>Domain<br /><select value={form.domain} onChange={(e) => setForm({ ...form, domain: e.target.value })}>
               {['medical', 'finance', 'industry', 'general'].map((d) => <option key={d}>{d}</option>)}</select></label>
+            <label>Visibility<br /><select aria-label="Adapter visibility" value={visibility} onChange={(e) => setVisibility(e.target.value === 'private' || e.target.value === 'public' ? e.target.value : '')}>
+              <option value="">Public, or unchanged for an existing adapter</option>
+              <option value="public">Public</option>
+              <option value="private">Private: only members of the namespace</option></select></label>
           </div>
           <h3>LoRA</h3>
           <div className="row">
@@ -181,7 +187,7 @@ export default function FinetunePage() {
             <button disabled={create.isPending} onClick={() => create.mutate({
               ...(cloned && dataset.id === sourceDataset.data?.id ? { namespace: cloned.namespace } : {}),
               datasetVersionId: dataset.id, baseModelId, adapterName: form.adapterName, domain: form.domain, description: `LoRA fine-tune on ${form.adapterName}`,
-              evalLimit: optionalNumber(form.evalLimit),
+              evalLimit: optionalNumber(form.evalLimit), visibility: visibility || undefined,
               hyperparameters: {
                 rank: Number(form.rank), alpha: Number(form.alpha), dropout: Number(form.dropout),
                 targetModules: choices.allLinear ? 'all-linear' : choices.targetModules,

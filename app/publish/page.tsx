@@ -21,7 +21,7 @@ function Publish() {
   const baseModels = useQuery(trpc.baseModels.list.queryOptions());
 
   const [files, setFiles] = useState<File[]>([]);
-  const [form, setForm] = useState({ name: params.get('name') ?? '', baseModelId: params.get('base') ?? '', description: '', domain: '', label: '', changelog: '' });
+  const [form, setForm] = useState({ name: params.get('name') ?? '', baseModelId: params.get('base') ?? '', description: '', domain: '', label: '', changelog: '', visibility: '' });
   const [stage, setStage] = useState<{ label: string; fraction: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [warnings, setWarnings] = useState<string[]>([]);
@@ -63,6 +63,7 @@ function Publish() {
       const published = await finalizeUpload(() => client.adapters.publish.mutate({
         uploadId: begun.uploadId, name: form.name, baseModelId: form.baseModelId, description: form.description || undefined,
         domain: form.domain || null, label: form.label || null, changelog: form.changelog || null,
+        visibility: form.visibility === 'public' || form.visibility === 'private' ? form.visibility : undefined,
       }), (done, totalBytes) => setStage({ label: 'Verifying the uploaded files', fraction: totalBytes === 0 ? 1 : done / totalBytes }));
       if (published.warnings.length > 0) setWarnings(published.warnings);
       router.push(`/${published.namespace}/${published.name}?version=${published.version}`);
@@ -96,6 +97,13 @@ function Publish() {
             <select aria-label="Domain" value={form.domain} onChange={(e) => setForm({ ...form, domain: e.target.value })}>
               <option value="">From the model card</option>
               {['medical', 'finance', 'industry', 'general'].map((d) => <option key={d} value={d}>{d}</option>)}
+            </select>
+          </label>
+          <label>Visibility<br />
+            <select aria-label="Visibility" value={form.visibility} onChange={(e) => setForm({ ...form, visibility: e.target.value })}>
+              <option value="">Public, or unchanged for an existing adapter</option>
+              <option value="public">Public: everyone can find and download it</option>
+              <option value="private">Private: only members of its namespace</option>
             </select>
           </label>
         </div>

@@ -1,26 +1,10 @@
-'use client';
+import { authOptions } from '@/server/auth';
+import { SignInForm } from './sign-in-form';
 
-import { signIn } from 'next-auth/react';
-import { useState } from 'react';
+export const dynamic = 'force-dynamic';
 
+/** Lists the OAuth providers the configuration enables (GitHub with GITHUB_ID and GITHUB_SECRET). */
 export default function SignInPage() {
-  const [error, setError] = useState<string | null>(null);
-  return (
-    <div className="card" style={{ maxWidth: 420 }}>
-      <h1>Sign in</h1>
-      <form onSubmit={async (event) => {
-        event.preventDefault();
-        const form = new FormData(event.currentTarget);
-        const result = await signIn('credentials', { email: String(form.get('email')), password: String(form.get('password')), redirect: false });
-        if (result?.error) setError('Wrong email or password.');
-        else window.location.href = new URLSearchParams(window.location.search).get('callbackUrl') ?? '/';
-      }}>
-        <p><label>Email<br /><input name="email" type="email" required autoComplete="email" /></label></p>
-        <p><label>Password<br /><input name="password" type="password" required autoComplete="current-password" /></label></p>
-        <button type="submit">Sign in</button>
-        {error && <p className="error">{error}</p>}
-      </form>
-      <p className="muted">No account? <a href="/signup">Sign up</a>.</p>
-    </div>
-  );
+  const providers = authOptions().providers.filter((provider) => provider.type === 'oauth').map((provider) => ({ id: provider.id, name: provider.name }));
+  return <SignInForm providers={providers} />;
 }

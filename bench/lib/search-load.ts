@@ -10,6 +10,7 @@ import type pg from 'pg';
 import * as schema from '../../drizzle/schema';
 import type { Db } from '../../server/db';
 import { searchAdapters, searchInput, type SearchInput } from '../../server/services/search';
+import { anonymousReader } from '../../server/services/visibility';
 import { BASE_MODELS } from './base-models';
 import { DATASETS, DOMAINS, RANKS, Rng, TASKS, type Vocabulary } from './search-data';
 import { summarize, type LatencySummary } from './stats';
@@ -119,7 +120,8 @@ export async function captureSql(items: Omit<MixItem, 'sql' | 'params'>[]): Prom
   const captured: MixItem[] = [];
   for (const item of items) {
     last = null;
-    await searchAdapters(db, searchInput.parse(item.input) as SearchInput);
+    // The endpoint serves the load anonymously, so the captured SQL has the public-only condition.
+    await searchAdapters(db, anonymousReader(db), searchInput.parse(item.input) as SearchInput);
     if (!last) throw new Error(`searchAdapters issued no query for ${item.path}`);
     captured.push({ ...item, ...(last as { sql: string; params: unknown[] }) });
   }

@@ -24,7 +24,8 @@ export function roleAtLeast(role: TeamRole | null, needed: TeamRole): boolean {
  *   back to the namespace by name;
  * - `job`, `datasetVersion`: the namespace that owns the job or data set version whose id is in `field`.
  * `private` targets answer NOT_FOUND to callers without a role, so outsiders cannot tell
- * whether the thing exists; public ones (adapters, namespaces to publish to) answer FORBIDDEN.
+ * whether the thing exists; public ones (public adapters, namespaces to publish to) answer
+ * FORBIDDEN. An adapter target that names a private adapter answers NOT_FOUND like a private target.
  */
 export type Target =
   | { from: 'namespace'; field: string; private: boolean }
@@ -146,8 +147,8 @@ async function resolveTarget(caller: Caller & { user: SessionUser }, target: Tar
       const what = `adapter ${namespace}/${name}`;
       if (target.redirects) {
         try {
-          const found = await findAdapter(db, namespace, name);
-          return { namespace: await namespaceById(db, found.adapter.namespaceId), adapterId: found.adapter.id, what };
+          const found = await findAdapter(db, namespace, name, 'internal');
+          return { namespace: await namespaceById(db, found.adapter.namespaceId), adapterId: found.adapter.id, what, privateAdapter: found.adapter.visibility === 'private' };
         } catch (error) {
           if (!(error instanceof TRPCError && error.code === 'NOT_FOUND')) throw error;
         }
@@ -156,10 +157,10 @@ async function resolveTarget(caller: Caller & { user: SessionUser }, target: Tar
       if (!owner) return { namespace: null, adapterId: null, what: `namespace ${namespace}` };
       // A live adapter first; else the last deleted one, which keeps its id, so that a token
       // limited to it may still restore it.
-      const [adapter] = await db.select({ id: adapters.id }).from(adapters)
+      const [adapter] = await db.select({ id: adapters.id, visibility: adapters.visibility }).from(adapters)
         .where(and(eq(adapters.namespaceId, owner.id), eq(adapters.name, name), isNull(adapters.purgedAt)))
         .orderBy(sql`${adapters.deletedAt} desc nulls first`).limit(1);
-      return { namespace: owner, adapterId: adapter?.id ?? null, what };
+      return { namespace: owner, adapterId: adapter?.id ?? null, what, privateAdapter: adapter?.visibility === 'private' };
     }
     case 'job': {
       const id = stringField(input, target.field, true)!;
@@ -207,11 +208,11 @@ export async function authorize(caller: Caller, rule: Rule, input: unknown): Pro
   if (caller.scopes && !caller.scopes.includes(rule.scope)) throw forbidden(`this API token lacks the "${rule.scope}" scope; create a token with it`);
   if (rule.kind === 'user') return null;
 
-  const { namespace, adapterId, what } = await resolveTarget({ ...caller, user }, rule.target, input);
+  const { namespace, adapterId, what, privateAdapter } = await resolveTarget({ ...caller, user }, rule.target, input);
   if (!namespace) throw hidden(what);
   const role = await roleIn(caller, namespace.id);
   if (!role) {
-    if (isPrivate(rule.target)) throw hidden(what);
+    if (isPrivate(rule.target) || privateAdapter) throw hidden(what);
     throw forbidden(`you have no role in namespace ${namespace.name}; ask one of its admins to invite you`);
   }
   if (!roleAtLeast(role, rule.role)) {

@@ -1,6 +1,6 @@
 import { TRPCError } from '@trpc/server';
 import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
-import { apiTokens, namespaces, runnerTokens, users } from '@/drizzle/schema';
+import { apiTokens, namespaces, oauthAccounts, runnerTokens, users } from '@/drizzle/schema';
 import { API_TOKEN_PREFIX, hashPassword, newTokenSecret, RUNNER_TOKEN_PREFIX } from '../auth';
 import type { Caller } from '../api/authz';
 import { roleAtLeast, roleIn } from '../api/authz';
@@ -30,6 +30,66 @@ export async function signUp(db: Db, input: { email: string; password: string; n
     logger.info({ userId: user!.id, namespace: input.namespace, isAdmin: user!.isAdmin }, 'user signed up');
     return { userId: user!.id, namespace: input.namespace, isAdmin: user!.isAdmin };
   });
+}
+
+/**
+ * Derives a namespace name from an OAuth login: lowercase, characters outside letters, digits
+ * and dashes turned into dashes, at most 39 characters, and `suffix` appended when given.
+ */
+export function namespaceFromLogin(login: string, suffix = ''): string {
+  let base = login.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  if (base.length === 0) base = 'user';
+  if (base.length < 2) base = `${base}-user`;
+  return `${base.slice(0, 39 - suffix.length).replace(/-+$/, '')}${suffix}`;
+}
+
+// Candidates tried before giving up on a free namespace: the login, then login-2 … login-20.
+const NAMESPACE_CANDIDATES = 20;
+
+/**
+ * Returns the user an OAuth identity signs in as. The first sign-in of an identity creates a
+ * user and a personal namespace named after the login (with -2, -3 … when taken); later
+ * sign-ins find the same user by the provider's account id, even after the login changed.
+ * An identity is never linked to an existing account by email, because a provider's email
+ * address may be unverified; an email that belongs to another account is not stored.
+ */
+export async function linkOAuthAccount(db: Db, input: { provider: string; providerAccountId: string; login: string; email: string | null }) {
+  const find = async () => {
+    const [row] = await db.select({ userId: oauthAccounts.userId, namespace: namespaces.name }).from(oauthAccounts)
+      .innerJoin(users, eq(users.id, oauthAccounts.userId)).innerJoin(namespaces, eq(namespaces.id, users.namespaceId))
+      .where(and(eq(oauthAccounts.provider, input.provider), eq(oauthAccounts.providerAccountId, input.providerAccountId))).limit(1);
+    return row ?? null;
+  };
+  const existing = await find();
+  if (existing) return { ...existing, created: false };
+
+  try {
+    return await db.transaction(async (tx) => {
+      let namespaceId: string | null = null;
+      let name = '';
+      for (let attempt = 1; attempt <= NAMESPACE_CANDIDATES && !namespaceId; attempt++) {
+        name = namespaceFromLogin(input.login, attempt === 1 ? '' : `-${attempt}`);
+        const [created] = await tx.insert(namespaces).values({ name, kind: 'user' }).onConflictDoNothing().returning({ id: namespaces.id });
+        namespaceId = created?.id ?? null;
+      }
+      if (!namespaceId) throw conflict(`namespaces ${namespaceFromLogin(input.login)} to ${name} are all taken; sign up with email and a namespace of your choice`);
+
+      // Accounts without an email of their own get a placeholder under the reserved .invalid domain.
+      const offered = input.email?.trim().toLowerCase() || null;
+      const [taken] = offered ? await tx.select({ id: users.id }).from(users).where(eq(users.email, offered)).limit(1) : [];
+      const email = offered && !taken ? offered : `${input.provider}-${input.providerAccountId}@users.invalid`;
+      const [{ value: userCount }] = await tx.select({ value: count() }).from(users) as [{ value: number }];
+      const [user] = await tx.insert(users).values({ email, namespaceId, passwordHash: null, isAdmin: Number(userCount) === 0 }).returning({ id: users.id, isAdmin: users.isAdmin });
+      await tx.insert(oauthAccounts).values({ userId: user!.id, provider: input.provider, providerAccountId: input.providerAccountId });
+      logger.info({ userId: user!.id, namespace: name, provider: input.provider, isAdmin: user!.isAdmin }, 'user signed up through OAuth');
+      return { userId: user!.id, namespace: name, created: true };
+    });
+  } catch (error) {
+    // A concurrent first sign-in of the same identity won the unique index; use its user.
+    const raced = await find();
+    if (raced) return { ...raced, created: false };
+    throw error;
+  }
 }
 
 /**

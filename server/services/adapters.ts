@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
 import {
-  adapterFiles, adapterRedirects, adapters, adapterVersions, baseModels, benchmarkTasks, blobs, datasetVersions, downloadEvents, evalResults, likes, namespaces, edgeExports,
+  adapterFiles, adapterRedirects, adapters, type AdapterVisibility, adapterVersions, baseModels, benchmarkTasks, blobs, datasetVersions, downloadEvents, evalResults, likes, namespaces, edgeExports,
 } from '@/drizzle/schema';
 import type { Db } from '../db';
 import { checkAdapter } from '../formats/adapter-gate';
@@ -13,6 +13,7 @@ import { deleteObject, getObject, getRange, presignGet } from '../storage';
 import { getBaseModel } from './base-models';
 import { badRequest, conflict, notFound } from './errors';
 import { blobObjectKey, rejectPickles, type VerifiedFile } from './uploads';
+import { canReadAdapter, readsNamespace, type Reader } from './visibility';
 
 export const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
 const MAX_TEXT_FILE_BYTES = 1024 * 1024;
@@ -31,6 +32,8 @@ export interface PublishInput {
   // Optional semver label ("1.2.0") and release notes for this version.
   label?: string | null;
   changelog?: string | null;
+  // Visibility of a new adapter ('public' when absent); given for an existing one, it changes it.
+  visibility?: AdapterVisibility;
 }
 
 export const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
@@ -117,7 +120,7 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     }
 
     await tx.insert(adapters).values({
-      namespaceId: input.namespaceId, name: input.name, baseModelId: base.id, description: input.description ?? '', domain,
+      namespaceId: input.namespaceId, name: input.name, baseModelId: base.id, description: input.description ?? '', domain, visibility: input.visibility ?? 'public',
     }).onConflictDoNothing();
     // The row lock serialises concurrent publishes of one adapter, so version numbers never collide.
     const [adapter] = await tx.select().from(adapters)
@@ -150,6 +153,7 @@ export async function publishAdapterVersion(db: Db, input: PublishInput): Promis
     const updates: Partial<typeof adapters.$inferInsert> = { updatedAt: new Date() };
     if (input.description) updates.description = input.description;
     if (domain) updates.domain = domain;
+    if (input.visibility) updates.visibility = input.visibility;
     await tx.update(adapters).set(updates).where(eq(adapters.id, adapter!.id));
     await refreshListing(tx, adapter!.id);
     return { versionId: version!.id, version: version!.version, warnings };
@@ -194,27 +198,32 @@ export async function refreshListing(db: Db, adapterId: string): Promise<void> {
 
 /**
  * Finds a live adapter by name, following the redirect an old name keeps after a rename or
- * transfer. `redirected` is true when the name given was an old one.
+ * transfer. `redirected` is true when the name given was an old one. A private adapter that
+ * `reader` may not see is NOT_FOUND with the same message as a missing one, also through a redirect.
  */
-export async function findAdapter(db: Db, namespace: string, name: string) {
+export async function findAdapter(db: Db, namespace: string, name: string, reader: Reader) {
   const select = () => db.select({ adapter: adapters, namespace: namespaces.name, baseModelName: baseModels.displayName })
     .from(adapters)
     .innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
     .innerJoin(baseModels, eq(baseModels.id, adapters.baseModelId));
   const [row] = await select().where(and(eq(namespaces.name, namespace), eq(adapters.name, name), isNull(adapters.deletedAt))).limit(1);
-  if (row) return { ...row, redirected: false };
+  if (row) {
+    if (!(await canReadAdapter(reader, row.adapter))) throw notFound(`adapter ${namespace}/${name}`);
+    return { ...row, redirected: false };
+  }
 
   const [redirect] = await db.select({ adapterId: adapterRedirects.adapterId }).from(adapterRedirects)
     .where(and(eq(adapterRedirects.namespace, namespace), eq(adapterRedirects.name, name))).limit(1);
   if (redirect) {
     const [moved] = await select().where(and(eq(adapters.id, redirect.adapterId), isNull(adapters.deletedAt))).limit(1);
-    if (moved) return { ...moved, redirected: true };
+    if (moved && await canReadAdapter(reader, moved.adapter)) return { ...moved, redirected: true };
   }
   throw notFound(`adapter ${namespace}/${name}`);
 }
 
-export async function getAdapterPage(db: Db, requestedNamespace: string, requestedName: string, versionNumber?: number) {
-  const { adapter, baseModelName, namespace, redirected } = await findAdapter(db, requestedNamespace, requestedName);
+/** Loads an adapter's page at a version (the latest that is not yanked by default), as `reader` may see it. */
+export async function getAdapterPage(db: Db, reader: Reader, requestedNamespace: string, requestedName: string, versionNumber?: number) {
+  const { adapter, baseModelName, namespace, redirected } = await findAdapter(db, requestedNamespace, requestedName, reader);
   const name = adapter.name;
   const versions = await db.select({
     id: adapterVersions.id, version: adapterVersions.version, createdAt: adapterVersions.createdAt, downloads: adapterVersions.downloads,
@@ -231,8 +240,14 @@ export async function getAdapterPage(db: Db, requestedNamespace: string, request
     .from(adapterFiles).where(eq(adapterFiles.versionId, chosen.id)).orderBy(adapterFiles.path);
   const scores = await db.select().from(evalResults).where(eq(evalResults.adapterVersionId, chosen.id)).orderBy(desc(evalResults.createdAt));
 
+  // The training data set is private to its namespace even when the adapter is public, so its
+  // name, hash and preparation stay out of the lineage that outsiders read.
+  let lineage = detail!.lineage;
+  if (lineage?.dataset && !(await readsNamespace(reader, adapter.namespaceId))) lineage = { ...lineage, dataset: { private: true } };
+
   return {
     adapterId: adapter.id,
+    namespaceId: adapter.namespaceId,
     namespace,
     name: adapter.name,
     // The name asked for was an old one; `namespace`/`name` are the current ones.
@@ -241,6 +256,7 @@ export async function getAdapterPage(db: Db, requestedNamespace: string, request
     domain: adapter.domain,
     baseModelId: adapter.baseModelId,
     baseModelName,
+    visibility: adapter.visibility,
     downloads: adapter.downloads,
     likes: adapter.likes,
     deprecation: adapter.deprecatedAt ? { message: adapter.deprecationMessage ?? '', replacedBy: adapter.replacedBy } : null,
@@ -248,7 +264,7 @@ export async function getAdapterPage(db: Db, requestedNamespace: string, request
     version: {
       id: detail!.id, version: detail!.version, createdAt: detail!.createdAt, configSummary: detail!.configSummary,
       label: detail!.label, changelog: detail!.changelog, cardMetadata: detail!.cardMetadata, sizeBytes: detail!.sizeBytes,
-      modelCard: detail!.modelCard, warnings: detail!.warnings, lineage: detail!.lineage, sourceJobId: detail!.sourceJobId,
+      modelCard: detail!.modelCard, warnings: detail!.warnings, lineage, sourceJobId: detail!.sourceJobId,
       yanked: detail!.yankedAt ? { at: detail!.yankedAt, reason: detail!.yankReason ?? '' } : null,
     },
     files,
@@ -271,8 +287,8 @@ export async function countDownload(db: Db, input: { adapterId: string; versionI
 }
 
 /** Presigns one file of a version and counts the download. */
-export async function downloadFile(db: Db, input: { namespace: string; name: string; version?: number; path: string; clientKey?: string }) {
-  const page = await getAdapterPage(db, input.namespace, input.name, input.version);
+export async function downloadFile(db: Db, reader: Reader, input: { namespace: string; name: string; version?: number; path: string; clientKey?: string }) {
+  const page = await getAdapterPage(db, reader, input.namespace, input.name, input.version);
   const file = page.files.find((f) => f.path === input.path);
   if (!file) throw notFound(`file ${input.path} in ${input.namespace}/${input.name} version ${page.version.version}`);
   await countDownload(db, { adapterId: page.adapterId, versionId: page.version.id, clientKey: input.clientKey });
@@ -283,7 +299,8 @@ export async function downloadFile(db: Db, input: { namespace: string; name: str
 
 /** Loads an adapter of the caller's own namespace; another namespace's adapter is NOT_FOUND to it. */
 async function ownAdapter(db: Db, namespaceId: string, namespace: string, name: string) {
-  const found = await findAdapter(db, namespace, name);
+  // Authorization already gave the caller a role in `namespaceId`, which may see its private adapters.
+  const found = await findAdapter(db, namespace, name, 'internal');
   if (found.adapter.namespaceId !== namespaceId) throw notFound(`adapter ${namespace}/${name} in your namespace`);
   return found.adapter;
 }
@@ -300,20 +317,20 @@ export async function yankVersion(db: Db, input: { namespaceId: string; namespac
 }
 
 /** Marks an adapter deprecated, optionally naming its replacement as `namespace/name`. */
-export async function deprecateAdapter(db: Db, input: { namespaceId: string; namespace: string; name: string; message: string; replacedBy: string | null }) {
+export async function deprecateAdapter(db: Db, reader: Reader, input: { namespaceId: string; namespace: string; name: string; message: string; replacedBy: string | null }) {
   const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);
   if (input.replacedBy) {
     const [replacementNamespace, replacementName] = input.replacedBy.split('/');
     if (!replacementNamespace || !replacementName) throw badRequest(`replacement ${JSON.stringify(input.replacedBy)} must be written namespace/name`);
-    await findAdapter(db, replacementNamespace, replacementName);
+    await findAdapter(db, replacementNamespace, replacementName, reader);
   }
   await db.update(adapters).set({ deprecatedAt: sql`now()`, deprecationMessage: input.message, replacedBy: input.replacedBy }).where(eq(adapters.id, adapter.id));
   return { deprecated: true };
 }
 
 /** Likes or unlikes an adapter for a user; returns the new like count. Repeating a like changes nothing. */
-export async function setLike(db: Db, input: { userId: string; namespace: string; name: string; liked: boolean }) {
-  const { adapter } = await findAdapter(db, input.namespace, input.name);
+export async function setLike(db: Db, reader: Reader, input: { userId: string; namespace: string; name: string; liked: boolean }) {
+  const { adapter } = await findAdapter(db, input.namespace, input.name, reader);
   return db.transaction(async (tx) => {
     const changed = input.liked
       ? await tx.insert(likes).values({ userId: input.userId, adapterId: adapter.id }).onConflictDoNothing().returning({ userId: likes.userId })
@@ -417,4 +434,12 @@ export async function renameAdapter(db: Db, input: { namespaceId: string; namesp
     await refreshListing(tx, adapter.id);
   });
   return { namespace: target.name, name: input.newName, redirectsFrom: `${oldNamespace!.name}/${adapter.name}` };
+}
+
+/** Makes an adapter public or private; returns the visibility before and after. */
+export async function setVisibility(db: Db, input: { namespaceId: string; namespace: string; name: string; visibility: AdapterVisibility }) {
+  const adapter = await ownAdapter(db, input.namespaceId, input.namespace, input.name);
+  await db.update(adapters).set({ visibility: input.visibility }).where(eq(adapters.id, adapter.id));
+  logger.info({ adapterId: adapter.id, from: adapter.visibility, to: input.visibility }, 'adapter visibility changed');
+  return { namespace: input.namespace, name: adapter.name, previous: adapter.visibility, visibility: input.visibility };
 }

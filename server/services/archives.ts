@@ -6,6 +6,7 @@ import { getObjectStream } from '../storage';
 import { countDownload, getAdapterPage } from './adapters';
 import { badRequest } from './errors';
 import { blobObjectKey } from './uploads';
+import type { Reader } from './visibility';
 
 export interface VersionArchive {
   version: number;
@@ -30,8 +31,8 @@ export function parseArchiveVersion(segment: string): number | undefined {
  * exact number still reaches a yanked one, with a warning. With `count`, the download is
  * counted as `downloadFile` counts it (once per client, version and UTC day).
  */
-export async function prepareVersionArchive(db: Db, input: { namespace: string; name: string; version: string; clientKey: string; count: boolean }): Promise<VersionArchive> {
-  const page = await getAdapterPage(db, input.namespace, input.name, parseArchiveVersion(input.version));
+export async function prepareVersionArchive(db: Db, reader: Reader, input: { namespace: string; name: string; version: string; clientKey: string; count: boolean }): Promise<VersionArchive> {
+  const page = await getAdapterPage(db, reader, input.namespace, input.name, parseArchiveVersion(input.version));
   const mtime = new Date(page.version.createdAt);
   const sources: TarSource[] = [];
   for (const file of page.files) {

@@ -4,7 +4,7 @@ import type { Db } from '../db';
 import { logger } from '../logger';
 
 export const auditActions = [
-  'adapter.publish', 'adapter.yank', 'adapter.deprecate', 'adapter.delete', 'adapter.restore', 'adapter.rename',
+  'adapter.publish', 'adapter.yank', 'adapter.deprecate', 'adapter.delete', 'adapter.restore', 'adapter.rename', 'adapter.visibility',
   'team.create', 'member.join', 'member.leave', 'member.remove', 'member.role', 'team.transfer',
   'invitation.create', 'invitation.revoke', 'token.create', 'token.revoke',
 ] as const;

@@ -6,6 +6,7 @@ import { getEnv } from '../env';
 import { logger } from '../logger';
 import { presignGet } from '../storage';
 import { getAdapterPage } from './adapters';
+import type { Reader } from './visibility';
 import { getBaseModel } from './base-models';
 import { badRequest, notFound } from './errors';
 import { blobObjectKey, verifyFiles, type UploadFile } from './uploads';
@@ -29,10 +30,10 @@ export const EXPORT_DEFAULTS = { taskLimit: 8, maxRank: 64, generateTokens: 16 }
 const EXPORT_BYTES_PER_PARAMETER = 16;
 
 /** Queues an ONNX export of one adapter version; the bundle and report are recorded with the version. */
-export async function createExportJob(db: Db, input: {
+export async function createExportJob(db: Db, reader: Reader, input: {
   namespace: string; name: string; version?: number; createdBy: string; loraInputs?: boolean; maxRank?: number; taskLimit?: number;
 }) {
-  const page = await getAdapterPage(db, input.namespace, input.name, input.version);
+  const page = await getAdapterPage(db, reader, input.namespace, input.name, input.version);
   const [adapter] = await db.select({ namespaceId: adapters.namespaceId, baseModelId: adapters.baseModelId, domain: adapters.domain })
     .from(adapters).where(eq(adapters.id, page.adapterId)).limit(1);
   if (!adapter) throw notFound(`adapter ${input.namespace}/${input.name}`);
@@ -104,8 +105,8 @@ export async function recordEdgeExport(db: Db, job: typeof jobs.$inferSelect, in
 }
 
 /** The newest edge bundle of a version with its report, and the newest export job, for the version page. */
-export async function getEdge(db: Db, input: { namespace: string; name: string; version?: number }) {
-  const page = await getAdapterPage(db, input.namespace, input.name, input.version);
+export async function getEdge(db: Db, reader: Reader, input: { namespace: string; name: string; version?: number }) {
+  const page = await getAdapterPage(db, reader, input.namespace, input.name, input.version);
   const [bundle] = await db.select().from(edgeExports).where(eq(edgeExports.versionId, page.version.id)).orderBy(desc(edgeExports.id)).limit(1);
   const [job] = await db.select({ id: jobs.id, state: jobs.state, error: jobs.error, createdAt: jobs.createdAt }).from(jobs)
     .where(and(eq(jobs.kind, 'export'), sql`(${jobs.params}->>'adapterVersionId')::int = ${page.version.id}`)).orderBy(desc(jobs.createdAt)).limit(1);
@@ -121,8 +122,8 @@ export async function getEdge(db: Db, input: { namespace: string; name: string; 
 }
 
 /** Presigns a download of one file of a version's newest edge bundle. */
-export async function edgeDownloadUrl(db: Db, input: { namespace: string; name: string; version?: number; path: string }) {
-  const edge = await getEdge(db, input);
+export async function edgeDownloadUrl(db: Db, reader: Reader, input: { namespace: string; name: string; version?: number; path: string }) {
+  const edge = await getEdge(db, reader, input);
   if (!edge.bundle) throw notFound(`an edge bundle of ${input.namespace}/${input.name} version ${edge.version}; request an export first`);
   const file = edge.bundle.files.find((entry) => entry.path === input.path);
   if (!file) throw notFound(`file ${input.path} in the edge bundle of ${input.namespace}/${input.name} version ${edge.version}`);

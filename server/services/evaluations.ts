@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, isNull, or, sql } from 'drizzle-orm';
 import { adapters, adapterVersions, benchmarkTasks, evalResults, evalSuites, evalSuiteTasks, jobs, namespaces, type TaskBaselines } from '@/drizzle/schema';
 import { getObject } from '../storage';
 import type { EvaluationResult } from '../contracts/worker-events';
@@ -10,6 +10,7 @@ import { badRequest, notFound, notFoundAmong } from './errors';
 import { refreshListing } from './adapters';
 import type { EvaluateParams } from './jobs';
 import type { VerifiedFile } from './uploads';
+import { readableAdapters, type Reader } from './visibility';
 
 // Bump when the worker's scoring changes, so old and new scores are never mixed.
 export const SCORING_METHOD = 'lm-eval-mc-v2';
@@ -185,8 +186,11 @@ export async function recordEvaluationResults(db: Db, job: typeof jobs.$inferSel
  * Ranks adapter versions on one task and base model. Each row carries the base model's
  * score under the same task configuration, so the difference compares like with like.
  */
-export async function leaderboard(db: Db, taskId: string, baseModelId?: string) {
+export async function leaderboard(db: Db, reader: Reader, taskId: string, baseModelId?: string) {
   const task = await getTask(db, taskId);
+  // Base model rows have no adapter; adapter rows need an adapter the reader may see.
+  const readable = await readableAdapters(reader);
+  const visible = readable ? or(isNull(evalResults.adapterVersionId), readable) : undefined;
   const rows = await db.select({
     resultId: evalResults.id, accuracy: evalResults.accuracy, stderr: evalResults.stderr, correct: evalResults.correct, total: evalResults.total,
     accNorm: evalResults.accNorm, accNormStderr: evalResults.accNormStderr, macroF1: evalResults.macroF1, harnessVersion: evalResults.harnessVersion,
@@ -199,7 +203,7 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
     .leftJoin(adapterVersions, eq(adapterVersions.id, evalResults.adapterVersionId))
     .leftJoin(adapters, eq(adapters.id, adapterVersions.adapterId))
     .leftJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
-    .where(and(eq(evalResults.taskId, taskId), baseModelId ? eq(evalResults.baseModelId, baseModelId) : undefined))
+    .where(and(eq(evalResults.taskId, taskId), baseModelId ? eq(evalResults.baseModelId, baseModelId) : undefined, visible))
     .orderBy(desc(evalResults.createdAt));
 
   // Rank each adapter version by its run over the most items, the newest among equals, so a

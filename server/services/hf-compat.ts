@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../db';
 import { getAdapterPage } from './adapters';
 import { notFound } from './errors';
+import type { Reader } from './visibility';
 
 /**
  * Read-only views of adapter versions in the shapes of the Hugging Face Hub API, so that
@@ -15,8 +16,8 @@ export function commitSha(adapterId: string, version: number): string {
 }
 
 /** Finds the version a revision names: `main`, a version number (`3` or `v3`), or a commit sha. */
-export async function resolveRevision(db: Db, namespace: string, name: string, revision: string) {
-  const latest = await getAdapterPage(db, namespace, name);
+export async function resolveRevision(db: Db, reader: Reader, namespace: string, name: string, revision: string) {
+  const latest = await getAdapterPage(db, reader, namespace, name);
   const { adapterId } = latest;
   if (revision === 'main') return { page: latest, sha: commitSha(adapterId, latest.version.version) };
 
@@ -25,19 +26,19 @@ export async function resolveRevision(db: Db, namespace: string, name: string, r
     ? latest.versions.find((v) => v.version === Number(number))
     : latest.versions.find((v) => commitSha(adapterId, v.version) === revision);
   if (!match) throw notFound(`revision ${JSON.stringify(revision)} of ${namespace}/${name}`);
-  const page = match.version === latest.version.version ? latest : await getAdapterPage(db, namespace, name, match.version);
+  const page = match.version === latest.version.version ? latest : await getAdapterPage(db, reader, namespace, name, match.version);
   return { page, sha: commitSha(adapterId, match.version) };
 }
 
-export async function modelInfo(db: Db, namespace: string, name: string, revision: string) {
-  const { page, sha } = await resolveRevision(db, namespace, name, revision);
+export async function modelInfo(db: Db, reader: Reader, namespace: string, name: string, revision: string) {
+  const { page, sha } = await resolveRevision(db, reader, namespace, name, revision);
   const card = page.version.cardMetadata as { tags?: string[]; license?: string | null; extra?: Record<string, unknown> };
   return {
     id: `${namespace}/${name}`,
     modelId: `${namespace}/${name}`,
     author: namespace,
     sha,
-    private: false,
+    private: page.visibility === 'private',
     disabled: false,
     gated: false,
     downloads: page.downloads,
@@ -50,7 +51,7 @@ export async function modelInfo(db: Db, namespace: string, name: string, revisio
   };
 }
 
-export async function modelTree(db: Db, namespace: string, name: string, revision: string) {
-  const { page } = await resolveRevision(db, namespace, name, revision);
+export async function modelTree(db: Db, reader: Reader, namespace: string, name: string, revision: string) {
+  const { page } = await resolveRevision(db, reader, namespace, name, revision);
   return page.files.map((file) => ({ type: 'file', path: file.path, size: file.size, oid: file.sha256, lfs: { oid: file.sha256, size: file.size, pointerSize: 134 } }));
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
-import { adapterFiles, adapters, adapterVersions, blobs, jobEvents, jobs, namespaces, runners } from '@/drizzle/schema';
+import { adapterFiles, adapters, adapterVersions, blobs, jobEvents, jobs, namespaces, runners, type AdapterVisibility } from '@/drizzle/schema';
 import type { Capabilities, ClaimedJob, CompleteJob, Hyperparameters, RemoteFile } from '../contracts/runner';
 import type { WorkerEvent } from '../contracts/worker-events';
 import type { Db } from '../db';
@@ -34,6 +34,9 @@ export interface FinetuneParams {
   hyperparameters: Hyperparameters;
   // Items per evaluation task for the automatic evaluation after training; null evaluates all.
   evalLimit: number | null;
+  // Visibility of the adapter when the job creates it; absent in jobs created before it existed.
+  // For an existing adapter it changes the visibility when the new version is published.
+  visibility?: AdapterVisibility;
 }
 
 export interface EvaluateParams {
@@ -330,7 +333,7 @@ export async function completeJob(db: Db, input: CompleteJob) {
     };
     const published = await publishAdapterVersion(db, {
       namespaceId: job.namespaceId, name: params.adapterName, baseModelId: job.baseModelId, files, description: params.description,
-      domain: params.domain, lineage, sourceJobId: job.id, publishedBy: job.createdBy,
+      domain: params.domain, lineage, sourceJobId: job.id, publishedBy: job.createdBy, visibility: params.visibility,
     });
     const [updated] = await db.update(jobs).set({ state: 'succeeded', resultVersionId: published.versionId, summary: outcome.summary, finishedAt: sql`now()` })
       .where(and(eq(jobs.id, job.id), eq(jobs.state, 'running'))).returning({ id: jobs.id });

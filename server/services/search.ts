@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { adapters, namespaces } from '@/drizzle/schema';
 import type { Db } from '../db';
 import { badRequest } from './errors';
+import { readableAdapters, type Reader } from './visibility';
 
 export const adapterSorts = ['relevance', 'recent', 'downloads', 'likes', 'score'] as const;
 export type AdapterSort = (typeof adapterSorts)[number];
@@ -38,9 +39,10 @@ function escapeLike(text: string): string {
 }
 
 /** Conditions for the text query and every filter except `skip` (a facet counts without its own filter). */
-function conditions(input: SearchFilters, skip?: keyof SearchFilters): SQL[] {
-  // A listed adapter is alive and has a version that is not yanked.
+function conditions(input: SearchFilters, readable: SQL | undefined, skip?: keyof SearchFilters): SQL[] {
+  // A listed adapter is alive, has a version that is not yanked, and the reader may see it.
   const where: SQL[] = [isNotNull(adapters.latestVersion), isNull(adapters.deletedAt)];
+  if (readable) where.push(readable);
   const q = input.query?.trim();
   if (q && skip !== 'query') {
     // Every branch has an index (GIN on search_vector, trigram GIN on name), so Postgres can
@@ -102,15 +104,16 @@ function decodeCursor(cursor: string): [string, string] {
  * pagination: `nextCursor` resumes after the last item, so pages stay stable while new
  * adapters arrive (unlike offsets).
  */
-export async function searchAdapters(db: Db, input: SearchInput) {
+export async function searchAdapters(db: Db, reader: Reader, input: SearchInput) {
   const query = input.query?.trim() || undefined;
   const { key, type } = sortKey(input.sort, query);
-  let where = conditions(input);
+  const readable = await readableAdapters(reader);
+  let where = conditions(input, readable);
   if (input.sort === 'relevance' && query) {
     // Ranking reads every matching row, and a common word matches half the registry, so only
     // the most downloaded matches are ranked. The subquery walks the downloads index and stops
     // after RELEVANCE_CANDIDATES matches; a rare word takes the text indexes instead.
-    const candidates = db.select({ id: adapters.id }).from(adapters).where(and(...conditions(input)))
+    const candidates = db.select({ id: adapters.id }).from(adapters).where(and(...conditions(input, readable)))
       .orderBy(desc(adapters.downloads), desc(adapters.id)).limit(RELEVANCE_CANDIDATES);
     // The candidates already meet every condition; repeating them would scan all matches again.
     where = [inArray(adapters.id, candidates)];
@@ -128,6 +131,7 @@ export async function searchAdapters(db: Db, input: SearchInput) {
     description: adapters.description,
     domain: adapters.domain,
     baseModelId: adapters.baseModelId,
+    visibility: adapters.visibility,
     downloads: adapters.downloads,
     likes: adapters.likes,
     updatedAt: adapters.updatedAt,
@@ -173,12 +177,13 @@ const FACET_VALUES = 20;
  * Counts listed adapters per value of each facet. Each facet is counted with every filter
  * except its own, so choosing a value still shows what the other values would give.
  */
-export async function searchFacets(db: Db, input: SearchFilters): Promise<Record<Facet, { value: string; count: number }[]>> {
+export async function searchFacets(db: Db, reader: Reader, input: SearchFilters): Promise<Record<Facet, { value: string; count: number }[]>> {
+  const readable = await readableAdapters(reader);
   const entries = await Promise.all((Object.keys(FACETS) as Facet[]).map(async (facet) => {
     const column = FACETS[facet];
     const rows = await db.select({ value: sql<string>`${column}::text`, count: sql<number>`count(*)::int` })
       .from(adapters)
-      .where(and(...conditions(input, facet), isNotNull(column)))
+      .where(and(...conditions(input, readable, facet), isNotNull(column)))
       .groupBy(column)
       .orderBy(sql`count(*) desc`, column)
       .limit(FACET_VALUES);

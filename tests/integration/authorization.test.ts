@@ -53,6 +53,7 @@ const MATRIX: Record<string, { rule: string; input: InputOf }> = {
   'adapters.restore': { rule: 'role:admin:write:adapter', input: () => adapterRef },
   'adapters.rename': { rule: 'role:admin:write:adapter', input: () => ({ ...adapterRef, newName: 'x' }) },
   'adapters.like': { rule: 'user:write', input: () => ({ ...adapterRef, liked: true }) },
+  'adapters.setVisibility': { rule: 'role:admin:write:adapter', input: () => ({ ...adapterRef, visibility: 'public' }) },
   'baseModels.list': { rule: 'public', input: () => undefined },
   'baseModels.beginUpload': { rule: 'admin', input: () => ({ files: [] }) },
   'baseModels.register': { rule: 'admin', input: () => ({}) },

@@ -10,6 +10,7 @@ import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
 import { EdgeDownloadButton, ExportButton } from './edge-section';
 import { LikeButton } from './like-button';
+import { VisibilityToggle } from './visibility-toggle';
 
 export const dynamic = 'force-dynamic';
 
@@ -57,6 +58,8 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
         <div className="card error" data-testid="yanked">Version {page.version.version} was yanked: {page.version.yanked.reason}</div>
       )}
       <div className="row">
+        {page.visibility === 'private' && <span className="badge" data-testid="private-badge">private</span>}
+        {page.canManage && <VisibilityToggle namespace={page.namespace} name={page.name} visibility={page.visibility} />}
         <span className="badge">base: {page.baseModelId}</span>
         {page.domain && <span className="badge">{page.domain}</span>}
         <span>{page.downloads} downloads</span>

@@ -2,12 +2,14 @@ import { z } from 'zod';
 import { closeUpload, finishUpload, beginUpload, rejectPickles, uploadFile } from '../../services/uploads';
 import { isVerifying } from '@/lib/upload-protocol';
 import {
-  deleteAdapter, deprecateAdapter, downloadFile, getAdapterPage, purgeDeletedAdapters, publishAdapterVersion, renameAdapter, restoreAdapter, setLike, yankVersion,
+  deleteAdapter, deprecateAdapter, downloadFile, getAdapterPage, purgeDeletedAdapters, publishAdapterVersion, renameAdapter, restoreAdapter, setLike, setVisibility, yankVersion,
 } from '../../services/adapters';
 import { namespaceForPublishing } from '../../services/accounts';
 import { searchAdapters, searchFacets, searchFilters, searchInput } from '../../services/search';
 import { recordAudit } from '../../services/audit';
+import { adapterVisibilities } from '@/drizzle/schema';
 import { namespaceProcedure, publicProcedure, router, userProcedure } from '../trpc';
+import { roleAtLeast, roleIn } from '../authz';
 
 // Managing an adapter needs the admin role in its namespace (its owner, for a personal one).
 const manageAdapter = namespaceProcedure('write', 'admin', { from: 'adapter', redirects: true });
@@ -18,24 +20,29 @@ export const adaptersRouter = router({
   /** One page of listed adapters; pass `nextCursor` back as `cursor` for the next one. */
   search: publicProcedure.meta({ expensive: true })
     .input(searchInput)
-    .query(({ ctx, input }) => searchAdapters(ctx.db, input)),
+    .query(({ ctx, input }) => searchAdapters(ctx.db, ctx, input)),
 
   /** Counts per base model, domain, task, rank, license and PEFT type under the same filters. */
   facets: publicProcedure.meta({ expensive: true })
     .input(searchFilters)
-    .query(({ ctx, input }) => searchFacets(ctx.db, input)),
+    .query(({ ctx, input }) => searchFacets(ctx.db, ctx, input)),
 
   get: publicProcedure
     .input(adapterRef.extend({ version: z.number().int().positive().optional() }))
-    .query(({ ctx, input }) => getAdapterPage(ctx.db, input.namespace, input.name, input.version)),
+    .query(async ({ ctx, input }) => {
+      const page = await getAdapterPage(ctx.db, ctx, input.namespace, input.name, input.version);
+      // Tells pages whether to offer management controls; the management procedures check again.
+      const role = ctx.user ? await roleIn(ctx, page.namespaceId) : null;
+      return { ...page, canManage: roleAtLeast(role, 'admin') };
+    }),
 
   downloadUrl: publicProcedure
     .input(adapterRef.extend({ version: z.number().int().positive().optional(), path: z.string().min(1).max(200) }))
-    .mutation(({ ctx, input }) => downloadFile(ctx.db, { ...input, clientKey: ctx.clientKey })),
+    .mutation(({ ctx, input }) => downloadFile(ctx.db, ctx, { ...input, clientKey: ctx.clientKey })),
 
   /** Step 1 of publishing: announce the files, get a presigned PUT for each. */
   beginUpload: userProcedure('write')
-    .input(z.object({ files: z.array(uploadFile).min(1).max(32) }))
+    .input(z.object({ files: z.array(uploadFile).min(1, 'no files announced; an adapter needs adapter_config.json and adapter_model.safetensors').max(32) }))
     .mutation(async ({ ctx, input }) => {
       rejectPickles(input.files);
       await purgeDeletedAdapters(ctx.db);
@@ -57,16 +64,18 @@ export const adaptersRouter = router({
       domain: z.string().max(50).nullable().optional(),
       label: z.string().max(64).nullable().optional(),
       changelog: z.string().max(20_000).nullable().optional(),
+      // Visibility of a new adapter (public by default); given for an existing one, it changes it.
+      visibility: z.enum(adapterVisibilities).optional(),
     }))
     .mutation(async ({ ctx, input }) => {
       const files = await finishUpload(ctx.db, input.uploadId, ctx.user.id, 'adapter');
       if (isVerifying(files)) return files;
       const published = await publishAdapterVersion(ctx.db, {
         namespaceId: ctx.access.namespaceId, name: input.name, baseModelId: input.baseModelId, files,
-        description: input.description, domain: input.domain, publishedBy: ctx.user.id, label: input.label, changelog: input.changelog,
+        description: input.description, domain: input.domain, publishedBy: ctx.user.id, label: input.label, changelog: input.changelog, visibility: input.visibility,
       });
       await closeUpload(ctx.db, input.uploadId);
-      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.publish', target: `${ctx.access.namespace}/${input.name}`, details: { version: published.version } });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.publish', target: `${ctx.access.namespace}/${input.name}`, details: { version: published.version, visibility: input.visibility ?? null } });
       return { ...published, namespace: ctx.access.namespace, name: input.name };
     }),
 
@@ -81,7 +90,7 @@ export const adaptersRouter = router({
   deprecate: manageAdapter
     .input(adapterRef.extend({ message: z.string().min(1).max(1000), replacedBy: z.string().max(200).nullable().default(null) }))
     .mutation(async ({ ctx, input }) => {
-      const deprecated = await deprecateAdapter(ctx.db, { ...input, namespaceId: ctx.access.namespaceId });
+      const deprecated = await deprecateAdapter(ctx.db, ctx, { ...input, namespaceId: ctx.access.namespaceId });
       await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.deprecate', target: `${input.namespace}/${input.name}`, details: { replacedBy: input.replacedBy } });
       return deprecated;
     }),
@@ -122,5 +131,17 @@ export const adaptersRouter = router({
 
   like: userProcedure('write')
     .input(adapterRef.extend({ liked: z.boolean() }))
-    .mutation(({ ctx, input }) => setLike(ctx.db, { ...input, userId: ctx.user.id })),
+    .mutation(({ ctx, input }) => setLike(ctx.db, ctx, { ...input, userId: ctx.user.id })),
+
+  /**
+   * Makes an adapter public or private. A private adapter, its versions, files and scores are
+   * NOT_FOUND to everyone without a role in its namespace.
+   */
+  setVisibility: manageAdapter
+    .input(adapterRef.extend({ visibility: z.enum(adapterVisibilities) }))
+    .mutation(async ({ ctx, input }) => {
+      const changed = await setVisibility(ctx.db, { ...input, namespaceId: ctx.access.namespaceId });
+      await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.visibility', target: `${ctx.access.namespace}/${changed.name}`, details: { from: changed.previous, to: changed.visibility } });
+      return changed;
+    }),
 });

@@ -8,12 +8,12 @@ const versionRef = z.object({
 
 export const edgeRouter = router({
   /** The newest ONNX edge bundle of a version, its report and the newest export job. */
-  get: publicProcedure.input(versionRef).query(({ ctx, input }) => getEdge(ctx.db, input)),
+  get: publicProcedure.input(versionRef).query(({ ctx, input }) => getEdge(ctx.db, ctx, input)),
 
   /** A presigned download of one file of the newest edge bundle. */
   downloadUrl: publicProcedure
     .input(versionRef.extend({ path: z.string().min(1).max(200) }))
-    .mutation(({ ctx, input }) => edgeDownloadUrl(ctx.db, input)),
+    .mutation(({ ctx, input }) => edgeDownloadUrl(ctx.db, ctx, input)),
 
   /**
    * Queues an ONNX export of a version. Only members of the adapter's namespace may request
@@ -26,5 +26,5 @@ export const edgeRouter = router({
       maxRank: z.number().int().min(1).max(4096).default(64),
       taskLimit: z.number().int().min(1).max(200).default(8),
     }))
-    .mutation(({ ctx, input }) => createExportJob(ctx.db, { ...input, createdBy: ctx.user.id })),
+    .mutation(({ ctx, input }) => createExportJob(ctx.db, ctx, { ...input, createdBy: ctx.user.id })),
 });

@@ -1,24 +1,39 @@
 import { z } from 'zod';
-import { findAdapter, getAdapterPage } from '../../services/adapters';
+import { getAdapterPage } from '../../services/adapters';
+import { adapters } from '@/drizzle/schema';
+import { eq } from 'drizzle-orm';
 import { createEvaluationJob, createSuiteEvaluation, getSuite, leaderboard, listSuites, listTasks, registerSuite, registerTask } from '../../services/evaluations';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
 import { isVerifying } from '@/lib/upload-protocol';
-import { adminProcedure, publicProcedure, router, userProcedure } from '../trpc';
+import { adminProcedure, publicProcedure, router, userProcedure, type Context } from '../trpc';
+
+/**
+ * Returns the namespace an evaluation job belongs to: the requester's for a public adapter, so
+ * the requester can follow it, and the adapter's own for a private one, so the job and its
+ * scores never leave the namespace that may see them.
+ */
+async function evaluationNamespace(ctx: Context & { user: NonNullable<Context['user']> }, page: { adapterId: string; visibility: string }): Promise<string> {
+  if (page.visibility !== 'private') return ctx.user.namespaceId;
+  const [adapter] = await ctx.db.select({ namespaceId: adapters.namespaceId }).from(adapters).where(eq(adapters.id, page.adapterId));
+  return adapter!.namespaceId;
+}
 
 export const evalsRouter = router({
   tasks: publicProcedure.query(({ ctx }) => listTasks(ctx.db)),
 
   leaderboard: publicProcedure.meta({ expensive: true })
     .input(z.object({ taskId: z.string().min(1).max(100), baseModelId: z.string().max(200).optional() }))
-    .query(({ ctx, input }) => leaderboard(ctx.db, input.taskId, input.baseModelId)),
+    .query(({ ctx, input }) => leaderboard(ctx.db, ctx, input.taskId, input.baseModelId)),
 
-  /** Queues an evaluation of a public adapter version on one task. */
+  /**
+   * Queues an evaluation of an adapter version on one task. A private version is NOT_FOUND to
+   * callers outside its namespace, and its job belongs to that namespace.
+   */
   request: userProcedure('evaluate')
     .input(z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.number().int().positive().optional(), taskId: z.string().min(1).max(100), limit: z.number().int().positive().nullable().default(null) }))
     .mutation(async ({ ctx, input }) => {
-      await findAdapter(ctx.db, input.namespace, input.name);
-      const page = await getAdapterPage(ctx.db, input.namespace, input.name, input.version);
-      return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id, namespaceId: ctx.user.namespaceId });
+      const page = await getAdapterPage(ctx.db, ctx, input.namespace, input.name, input.version);
+      return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id, namespaceId: await evaluationNamespace(ctx, page) });
     }),
 
   suites: publicProcedure.query(({ ctx }) => listSuites(ctx.db)),
@@ -27,13 +42,12 @@ export const evalsRouter = router({
     .input(z.object({ id: z.string().min(1).max(100), version: z.number().int().positive().optional() }))
     .query(({ ctx, input }) => getSuite(ctx.db, input.id, input.version)),
 
-  /** Queues one evaluation job per task of a suite on a public adapter version. */
+  /** Queues one evaluation job per task of a suite on an adapter version, under the rules of `request`. */
   requestSuite: userProcedure('evaluate')
     .input(z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.number().int().positive().optional(), suiteId: z.string().min(1).max(100), suiteVersion: z.number().int().positive().optional() }))
     .mutation(async ({ ctx, input }) => {
-      await findAdapter(ctx.db, input.namespace, input.name);
-      const page = await getAdapterPage(ctx.db, input.namespace, input.name, input.version);
-      return createSuiteEvaluation(ctx.db, { versionId: page.version.id, suiteId: input.suiteId, suiteVersion: input.suiteVersion, createdBy: ctx.user.id, namespaceId: ctx.user.namespaceId });
+      const page = await getAdapterPage(ctx.db, ctx, input.namespace, input.name, input.version);
+      return createSuiteEvaluation(ctx.db, { versionId: page.version.id, suiteId: input.suiteId, suiteVersion: input.suiteVersion, createdBy: ctx.user.id, namespaceId: await evaluationNamespace(ctx, page) });
     }),
 
   registerSuite: adminProcedure

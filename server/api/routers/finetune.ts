@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { hyperparameters } from '../../contracts/runner';
 import { cancelJob, createFinetuneJob, getJob, jobLogText, listJobs, presets, resumeJob } from '../../services/jobs';
+import { adapterVisibilities } from '@/drizzle/schema';
 import { namespaceProcedure, publicProcedure, router } from '../trpc';
 
 // Jobs are private to their namespace: members start and cancel them, viewers read them.
@@ -18,10 +19,12 @@ export const finetuneRouter = router({
       description: z.string().max(2000).default(''),
       hyperparameters,
       evalLimit: z.number().int().positive().nullable().default(null),
+      // Visibility of the adapter the job publishes (public for a new one when absent).
+      visibility: z.enum(adapterVisibilities).optional(),
     }))
     .mutation(({ ctx, input }) => createFinetuneJob(ctx.db, {
       userId: ctx.user.id, namespaceId: ctx.access.namespaceId, datasetVersionId: input.datasetVersionId, baseModelId: input.baseModelId,
-      params: { adapterName: input.adapterName, domain: input.domain, description: input.description, hyperparameters: input.hyperparameters, evalLimit: input.evalLimit },
+      params: { adapterName: input.adapterName, domain: input.domain, description: input.description, hyperparameters: input.hyperparameters, evalLimit: input.evalLimit, visibility: input.visibility },
     })),
 
   // Outsiders learn nothing about a job, not even that it exists: the rule answers NOT_FOUND.

@@ -1,12 +1,15 @@
 import { hubResponse } from '@/lib/hf-route';
-import { getDb } from '@/server/db';
+import { requestCaller } from '@/lib/request-reader';
 import { modelInfo } from '@/server/services/hf-compat';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 
 /** Hub-compatible model info at the latest version (`GET /api/models/{namespace}/{name}`). */
-export async function GET(_request: Request, context: { params: Promise<{ namespace: string; name: string }> }) {
+export async function GET(request: Request, context: { params: Promise<{ namespace: string; name: string }> }) {
   const { namespace, name } = await context.params;
-  return hubResponse(async () => Response.json(await modelInfo(await getDb(), namespace, name, 'main')));
+  return hubResponse(async () => {
+    const caller = await requestCaller(request);
+    return Response.json(await modelInfo(caller.db, caller, namespace, name, 'main'));
+  });
 }

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { hubResponse } from '@/lib/hf-route';
-import { getDb } from '@/server/db';
+import { requestCaller } from '@/lib/request-reader';
 import { resolveRevision } from '@/server/services/hf-compat';
 import { downloadFile } from '@/server/services/adapters';
 import { notFound } from '@/server/services/errors';
@@ -9,12 +8,6 @@ import { blobObjectKey } from '@/server/services/uploads';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
-
-/** Identifies an anonymous Hub client by its address, as the tRPC context does. */
-function clientKeyOf(request: Request): string {
-  const address = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim() ?? request.headers.get('x-real-ip') ?? 'unknown';
-  return createHash('sha256').update(`address:${address}`).digest('hex');
-}
 
 type Params = { params: Promise<{ namespace: string; name: string; revision: string; path: string[] }> };
 
@@ -27,15 +20,16 @@ async function resolve(request: Request, context: Params): Promise<Response> {
   const { namespace, name, revision, path } = await context.params;
   const file = path.map(decodeURIComponent).join('/');
   return hubResponse(async () => {
-    const db = await getDb();
-    const { page, sha } = await resolveRevision(db, namespace, name, decodeURIComponent(revision));
+    const caller = await requestCaller(request);
+    const db = caller.db;
+    const { page, sha } = await resolveRevision(db, caller, namespace, name, decodeURIComponent(revision));
     const entry = page.files.find((f) => f.path === file);
     if (!entry) throw notFound(`file ${file} in ${namespace}/${name} at ${revision}`);
 
     // HEAD is metadata only; a GET counts as a download.
     const location = request.method === 'HEAD'
       ? await presignGet(await blobObjectKey(db, entry.sha256))
-      : (await downloadFile(db, { namespace, name, version: page.version.version, path: file, clientKey: clientKeyOf(request) })).url;
+      : (await downloadFile(db, caller, { namespace, name, version: page.version.version, path: file, clientKey: caller.clientKey })).url;
     return new Response(null, {
       status: 302,
       headers: {

@@ -1,12 +1,15 @@
 import { hubResponse } from '@/lib/hf-route';
-import { getDb } from '@/server/db';
+import { requestCaller } from '@/lib/request-reader';
 import { modelInfo } from '@/server/services/hf-compat';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 
 /** Hub-compatible model info at a revision: `main`, a version number or a commit sha. */
-export async function GET(_request: Request, context: { params: Promise<{ namespace: string; name: string; revision: string }> }) {
+export async function GET(request: Request, context: { params: Promise<{ namespace: string; name: string; revision: string }> }) {
   const { namespace, name, revision } = await context.params;
-  return hubResponse(async () => Response.json(await modelInfo(await getDb(), namespace, name, decodeURIComponent(revision))));
+  return hubResponse(async () => {
+    const caller = await requestCaller(request);
+    return Response.json(await modelInfo(caller.db, caller, namespace, name, decodeURIComponent(revision)));
+  });
 }

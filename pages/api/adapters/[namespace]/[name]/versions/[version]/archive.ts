@@ -8,7 +8,6 @@ import { getServerSession } from 'next-auth';
 import { ARCHIVE_WARNING_HEADER, encodeHeaderText } from '@/lib/adapter-archive';
 import { createContext } from '@/server/api/trpc';
 import { authOptions } from '@/server/auth';
-import { getDb } from '@/server/db';
 import { tarStream } from '@/server/formats/tar';
 import { logger } from '@/server/logger';
 import { prepareVersionArchive } from '@/server/services/archives';
@@ -24,10 +23,11 @@ function firstHeader(request: NextApiRequest, name: string): string | null {
 }
 
 /**
- * Identifies the client as the tRPC API does (the signed-in user or token owner, else the
- * address), so an archive and single-file downloads of one version count once together.
+ * Builds the caller as the tRPC API does (a bearer token, else the cookie session). Its client
+ * key (the user or token owner, else the address) makes an archive and single-file downloads
+ * of one version count once together, and private adapters are NOT_FOUND to outsiders.
  */
-async function clientKeyOf(request: NextApiRequest, response: NextApiResponse): Promise<string> {
+async function callerOf(request: NextApiRequest, response: NextApiResponse) {
   const authorization = firstHeader(request, 'authorization');
   // A bearer token wins over the cookie session, as in the tRPC route.
   const session = authorization ? null : await getServerSession(request, response, authOptions());
@@ -36,7 +36,7 @@ async function clientKeyOf(request: NextApiRequest, response: NextApiResponse): 
     sessionUserId: (session as { userId?: string } | null)?.userId ?? null,
     clientAddress: firstHeader(request, 'x-forwarded-for')?.split(',')[0]?.trim() ?? firstHeader(request, 'x-real-ip'),
   });
-  return context.clientKey;
+  return context;
 }
 
 /**
@@ -56,8 +56,9 @@ export default async function archive(request: NextApiRequest, response: NextApi
 
   let prepared;
   try {
-    prepared = await prepareVersionArchive(await getDb(), {
-      namespace, name, version, clientKey: await clientKeyOf(request, response), count: !isHead,
+    const caller = await callerOf(request, response);
+    prepared = await prepareVersionArchive(caller.db, caller, {
+      namespace, name, version, clientKey: caller.clientKey, count: !isHead,
     });
   } catch (error) {
     if (error instanceof TRPCError && error.code !== 'INTERNAL_SERVER_ERROR') {
