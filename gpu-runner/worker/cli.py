@@ -1,4 +1,4 @@
-"""Command line: `run` (a job from a spec), `prepare-base` and `make-tiny` (base model folders).
+"""Command line: `run` (a job from a spec), `prepare-base` and `make-tiny` (base model folders), `export-onnx`.
 
 Heavy libraries are imported inside the commands, after `run` has redirected stdout
 and installed its signal handler, so nothing they print can reach the event stream.
@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--tokenizer-gguf", type=Path, help="GGUF file to read the tokenizer from (faster than a prepared folder)")
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     tiny.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+
+    export = commands.add_parser("export-onnx", help="export a base model, optionally with a LoRA adapter merged, to ONNX (see docs/edge.md)")
+    export.add_argument("--model", type=Path, required=True, help="base model folder (config.json, model.safetensors, tokenizer)")
+    export.add_argument("--adapter", type=Path, default=None, help="PEFT LoRA adapter folder to merge (adapter_model.safetensors)")
+    export.add_argument("--out", type=Path, required=True, help="output folder for the ONNX files, tokenizer and manifest.json")
+    export.add_argument("--lora-inputs", action="store_true", help="also export the base graph with LoRA A and B as inputs")
+    export.add_argument("--max-rank", type=int, default=64, help="rank the LoRA inputs are padded to (default 64)")
+    export.add_argument("--no-merged", action="store_true", help="skip the merged fp32 and int8 graphs (needs --lora-inputs)")
     return parser
 
 
@@ -134,20 +142,30 @@ def _run_job(spec_path: Path, events: EventWriter, cancel: CancellationFlag) -> 
 
 
 def run_tool(arguments: argparse.Namespace) -> int:
-    """Run prepare-base or make-tiny: logs on stderr, one JSON summary line on stdout."""
+    """Run prepare-base, make-tiny or export-onnx: logs on stderr, one JSON summary line on stdout."""
     configure_offline_environment()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from . import basemodel
+    from .errors import WorkerError
 
     start = time.monotonic()
     try:
+        if arguments.command == "export-onnx":
+            from .onnx_export import export_bundle
+
+            manifest = export_bundle(
+                arguments.model, arguments.out, adapter_dir=arguments.adapter, lora_inputs=arguments.lora_inputs,
+                max_rank=arguments.max_rank, merged=not arguments.no_merged, int8=not arguments.no_merged,
+            )
+            print(json.dumps({"out": str(arguments.out.resolve()), "files": manifest["files"], "seconds": round(time.monotonic() - start, 1)}))
+            return 0
         if arguments.command == "prepare-base":
             gguf_path = arguments.gguf if arguments.gguf is not None else basemodel.default_gguf_path()
             manifest = basemodel.prepare_base(gguf_path, arguments.out, force=arguments.force)
         else:
             tokenizer, origin = basemodel.load_tokenizer(arguments.tokenizer_from, arguments.tokenizer_gguf)
             manifest = basemodel.make_tiny(arguments.out, tokenizer, origin, seed=arguments.seed, force=arguments.force)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, WorkerError) as error:
         print(f"{arguments.command} failed: {error}", file=sys.stderr)
         return FAILED_EXIT_CODE
     summary = {
