@@ -23,6 +23,7 @@ export const graphManifest = z.object({
   numKeyValueHeads: z.number().int().positive(),
   headDim: z.number().int().positive(),
   vocabSize: z.number().int().positive(),
+  eosTokenId: z.union([z.number().int(), z.array(z.number().int())]).nullish(),
   maxRank: z.number().int().positive(),
   loraModules: z.array(z.string()).min(1),
   variants: z.array(z.object({ name: z.string(), file: z.string(), dataFiles: z.array(z.string()).default([]), inputs: z.array(tensorSpec), outputs: z.array(tensorSpec) })),
@@ -77,7 +78,7 @@ async function loadGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
   try {
     manifestText = await fs.readFile(manifestPath, 'utf8');
   } catch {
-    throw new PlaygroundUnavailable(`no playground graph for base model ${baseModelId}: ${manifestPath} is missing; export one with \`python -m worker.playground_export --model DIR --out ${dir}\``);
+    throw new PlaygroundUnavailable(`no playground graph for base model ${baseModelId}: ${manifestPath} is missing; export one with \`python -m worker export-onnx --model DIR --lora-inputs --no-merged --out ${dir}\` in gpu-runner/`);
   }
   const parsed = graphManifest.safeParse(JSON.parse(manifestText));
   if (!parsed.success) throw new PlaygroundUnavailable(`${manifestPath} is not a shared-base graph manifest (${parsed.error.issues.map((issue) => issue.path.join('.') + ': ' + issue.message).join('; ')}); export it with --lora-inputs`);
@@ -121,9 +122,7 @@ async function loadGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
   const tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
   const specialTokens = specialTokensOf(tokenizerConfig);
 
-  const eosTokenIds = new Set<number>();
-  const generationConfig = await fs.readFile(fileIn(dir, 'generation_config.json'), 'utf8').then(JSON.parse).catch(() => ({})) as { eos_token_id?: number | number[] };
-  for (const id of [generationConfig.eos_token_id ?? []].flat()) eosTokenIds.add(id);
+  const eosTokenIds = new Set<number>([manifest.eosTokenId ?? []].flat());
   if (specialTokens.eos_token) {
     const id = tokenizer.token_to_id(specialTokens.eos_token);
     if (id !== undefined && id !== null) eosTokenIds.add(id);

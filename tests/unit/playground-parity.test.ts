@@ -54,7 +54,10 @@ describe('playground shared-base graph', () => {
 
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'playground-parity-'));
-    python('import sys; from worker.playground_export import main; sys.exit(main(sys.argv[1:]))', ['--model', TINY_MODEL_DIR, '--out', path.join(root, 'graphs', 'tiny'), '--max-rank', String(MAX_RANK)]);
+    const exported = spawnSync(path.resolve('.venv/bin/python'), ['-m', 'worker', 'export-onnx', '--model', TINY_MODEL_DIR, '--out', path.join(root, 'graphs', 'tiny'), '--lora-inputs', '--no-merged', '--max-rank', String(MAX_RANK)], {
+      cwd: path.resolve('gpu-runner'), encoding: 'utf8', timeout: 120_000,
+    });
+    expect(exported.status, exported.stderr).toBe(0);
     graph = await baseGraph('tiny', path.join(root, 'graphs'));
   }, 180_000);
 
