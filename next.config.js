@@ -22,8 +22,9 @@ const contentSecurityPolicy = [
 
 /** @type {import('next').NextConfig} */
 const nextConfig = {
-  // Native and WASM database drivers must be loaded by Node at run time, not bundled.
-  serverExternalPackages: ['@electric-sql/pglite', 'pg', '@node-rs/argon2', 'pino', '@huggingface/tokenizers'],
+  // Native and WASM modules (database drivers, onnxruntime-node's addon) must be loaded by Node
+  // at run time, not bundled.
+  serverExternalPackages: ['@electric-sql/pglite', 'pg', '@node-rs/argon2', 'pino', '@huggingface/tokenizers', 'onnxruntime-node'],
   typescript: { ignoreBuildErrors: false },
   poweredByHeader: false,
   // The app uses no next/image, and the Lambda build (infra/build-lambda.mjs) has no image

@@ -4,6 +4,7 @@ import { baseModelsRouter } from './routers/base-models';
 import { datasetsRouter } from './routers/datasets';
 import { evalsRouter } from './routers/evals';
 import { finetuneRouter } from './routers/finetune';
+import { playgroundRouter } from './routers/playground';
 import { runnerRouter } from './routers/runner';
 import { teamsRouter } from './routers/teams';
 import { uploadsRouter } from './routers/uploads';
@@ -16,6 +17,7 @@ export const appRouter = router({
   datasets: datasetsRouter,
   finetune: finetuneRouter,
   evals: evalsRouter,
+  playground: playgroundRouter,
   runner: runnerRouter,
   teams: teamsRouter,
   uploads: uploadsRouter,

@@ -9,6 +9,8 @@ import { serverCaller } from '@/lib/server-caller';
 import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
 import { LikeButton } from './like-button';
+import { Playground } from './playground';
+import { getEnv } from '@/server/env';
 
 export const dynamic = 'force-dynamic';
 
@@ -81,6 +83,9 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       {page.version.warnings.length > 0 && (
         <div className="card"><strong>Warnings</strong><ul>{page.version.warnings.map((w) => <li key={w}>{w}</li>)}</ul></div>
       )}
+
+      <h2>Playground</h2>
+      <Playground namespace={page.namespace} name={page.name} version={page.version.version} maxTokensLimit={getEnv().PLAYGROUND_MAX_TOKENS} />
 
       <h2>Files (version {page.version.version})</h2>
       <p>
