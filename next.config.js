@@ -32,7 +32,12 @@ const nextConfig = {
   images: { unoptimized: true },
   // server/db.ts reads the SQL migrations at run time, so file tracing must copy them into
   // standalone and OpenNext bundles.
-  outputFileTracingIncludes: { '/**': ['./drizzle/migrations/**'] },
+  // onnxruntime-node loads its addon through a path built at run time, which tracing cannot
+  // follow, so the playground route names the Linux builds (x64 and arm64, about 71 MB) itself.
+  outputFileTracingIncludes: {
+    '/**': ['./drizzle/migrations/**'],
+    '/api/playground': ['./node_modules/onnxruntime-node/bin/napi-v6/linux/**'],
+  },
   env: { BUILD_S3_ORIGIN: s3Origin },
   async headers() {
     return [{

@@ -61,10 +61,10 @@ const schema = z.object({
   // Playground (POST /api/playground): folder with one shared-base ONNX graph per base model, in a
   // subfolder named by the base model id (written by `python -m worker export-onnx --lora-inputs`).
   PLAYGROUND_GRAPH_DIR: z.string().default('.data/playground'),
-  // Where graphs stored with a base model in S3 (its onnx/ files) are downloaded on first use.
-  // The default is under the system's temporary folder, the only writable one on Lambda.
+  // Download folder for graphs stored with a base model in S3 (its onnx/ files), filled on first
+  // use. The default is under the system's temporary folder, the only writable one on Lambda.
   PLAYGROUND_CACHE_DIR: z.string().default(path.join(os.tmpdir(), 'adapters-playground')),
-  // Base models with more parameters are refused: CPU generation in a request must stay quick.
+  // Base models with more parameters are rejected, because CPU generation in a request must stay quick.
   PLAYGROUND_MAX_PARAMETERS: z.coerce.number().int().min(1).default(500_000_000),
   // Upper bound of the "max tokens" a request may ask for, per column.
   PLAYGROUND_MAX_TOKENS: z.coerce.number().int().min(1).max(4096).default(256),

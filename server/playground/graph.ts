@@ -135,15 +135,16 @@ async function loadGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
 }
 
 /**
- * Returns the cached graph of a base model, creating its session on first use. A failed load
- * is not cached, so fixing the folder needs no restart.
+ * Returns the cached graph of a base model loaded from `dir`, creating its session on first
+ * use. A failed load is not cached, so fixing the folder needs no restart.
  */
-export function baseGraph(baseModelId: string, graphRoot: string): Promise<BaseGraph> {
-  let loading = graphs.get(baseModelId);
+export function baseGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
+  const key = `${baseModelId}:${path.resolve(dir)}`;
+  let loading = graphs.get(key);
   if (!loading) {
-    loading = loadGraph(baseModelId, path.join(graphRoot, baseModelId));
-    loading.catch(() => graphs.delete(baseModelId));
-    graphs.set(baseModelId, loading);
+    loading = loadGraph(baseModelId, dir);
+    loading.catch(() => graphs.delete(key));
+    graphs.set(key, loading);
   }
   return loading;
 }

@@ -16,12 +16,13 @@ import { blobObjectKey } from '../services/uploads';
 import { getObject } from '../storage';
 import { adapterFeeds } from './adapters';
 import { baseGraph, PlaygroundUnavailable } from './graph';
+import { graphFolder } from './graph-source';
 
 // Larger adapter files are rejected before download: a LoRA adapter of a base model small enough
 // for the playground stays far below it (rank 64 on every module of a 500M model is about 100 MiB).
 const MAX_ADAPTER_BYTES = 1024 * 1024 * 1024;
 
-export type PlaygroundSettings = Pick<Env, 'PLAYGROUND_GRAPH_DIR' | 'PLAYGROUND_MAX_PARAMETERS' | 'PLAYGROUND_ADAPTER_CACHE_BYTES'>;
+export type PlaygroundSettings = Pick<Env, 'PLAYGROUND_GRAPH_DIR' | 'PLAYGROUND_CACHE_DIR' | 'PLAYGROUND_MAX_PARAMETERS' | 'PLAYGROUND_ADAPTER_CACHE_BYTES'>;
 
 /**
  * Loads what a playground request runs on: the version's page, the base model's cached graph
@@ -41,7 +42,7 @@ export async function preparePlayground(db: Db, settings: PlaygroundSettings, in
   if (weights.size > MAX_ADAPTER_BYTES) throw badRequest(`adapter_model.safetensors is ${weights.size} bytes, above the playground's limit of ${MAX_ADAPTER_BYTES} bytes`);
 
   try {
-    const graph = await baseGraph(base.id, settings.PLAYGROUND_GRAPH_DIR);
+    const graph = await baseGraph(base.id, await graphFolder(db, base, settings));
     const feeds = await adapterFeeds(graph, {
       configSha256: config.sha256,
       weightsSha256: weights.sha256,

@@ -6,7 +6,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '@/lib/trpc-client';
 import { testEnv, TINY_BASE_ID } from '../setup/env';
-import { newUser, runCli, startExtraApp, stopExtraApp, waitFor, writeAdapterFolder } from '../setup/helpers';
+import { registerBaseModelFromFolder } from '../../scripts/seed-lib';
+import { adminClient, newUser, runCli, startExtraApp, stopExtraApp, waitFor, writeAdapterFolder } from '../setup/helpers';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // An app of its own, with the playground graph folder and a small playground rate limit.
@@ -17,6 +18,13 @@ const PLAYGROUND_LIMIT = 3;
 const WINDOW_SECONDS = 3600;
 
 interface StreamLine { type: string; column?: 'base' | 'adapter'; text?: string; tokens?: number; seed?: number }
+
+function exportGraph(model: string, out: string) {
+  const exported = spawnSync(path.resolve('.venv/bin/python'), ['-m', 'worker', 'export-onnx', '--model', model, '--out', out, '--lora-inputs', '--no-merged', '--max-rank', '8'], {
+    cwd: path.resolve('gpu-runner'), encoding: 'utf8', timeout: 120_000,
+  });
+  expect(exported.status, exported.stderr).toBe(0);
+}
 
 function play(body: Record<string, unknown>, token?: string): Promise<Response> {
   return fetch(`${url}/api/playground`, {
@@ -45,12 +53,9 @@ describe('adapter playground', () => {
 
   beforeAll(async () => {
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'playground-e2e-'));
-    const exported = spawnSync(path.resolve('.venv/bin/python'), ['-m', 'worker', 'export-onnx', '--model', path.resolve(testEnv.TINY_MODEL_DIR), '--out', path.join(root, TINY_BASE_ID), '--lora-inputs', '--no-merged', '--max-rank', '8'], {
-      cwd: path.resolve('gpu-runner'), encoding: 'utf8', timeout: 120_000,
-    });
-    expect(exported.status, exported.stderr).toBe(0);
+    exportGraph(path.resolve(testEnv.TINY_MODEL_DIR), path.join(root, 'graphs', TINY_BASE_ID));
     app = startExtraApp(port, {
-      PLAYGROUND_GRAPH_DIR: root, RATE_LIMIT_PLAYGROUND: String(PLAYGROUND_LIMIT), RATE_LIMIT_WINDOW_SECONDS: String(WINDOW_SECONDS),
+      PLAYGROUND_GRAPH_DIR: path.join(root, 'graphs'), PLAYGROUND_CACHE_DIR: path.join(root, 'cache'), RATE_LIMIT_PLAYGROUND: String(PLAYGROUND_LIMIT), RATE_LIMIT_WINDOW_SECONDS: String(WINDOW_SECONDS),
       METRICS_TOKEN, PLAYGROUND_MAX_TOKENS: '16',
     });
 
@@ -97,6 +102,29 @@ describe('adapter playground', () => {
     expect(first.length).toBeGreaterThan(0);
     expect(second).toBe(first);
     expect(await metric('adapters_playground_adapter_cache_hits_total')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('downloads a graph stored with the base model once', async () => {
+    // A base model of its own, registered with the exported graph in its onnx/ folder and
+    // absent from PLAYGROUND_GRAPH_DIR, so the app must fetch the graph from S3.
+    const baseId = `tiny-onnx-${Date.now().toString(36)}`;
+    const folder = path.join(root, 'stored-base');
+    await fs.cp(path.resolve(testEnv.TINY_MODEL_DIR), folder, { recursive: true });
+    exportGraph(folder, path.join(folder, 'onnx'));
+    await registerBaseModelFromFolder(await adminClient(), folder, baseId, 'Tiny random Llama with its playground graph');
+    const adapter = await writeAdapterFolder({ rank: 4, targets: ['q_proj', 'v_proj'] });
+    expect(runCli(['publish', adapter, '--name', 'play-stored', '--base', baseId], user.token).status).toBe(0);
+
+    const loadsBefore = await metric('adapters_playground_base_session_loads_total');
+    const caller = await newUser('play-stored');
+    for (let i = 0; i < 2; i++) {
+      const stream = await lines(await play({ namespace: user.namespace, name: 'play-stored', prompt: 'Hi', maxTokens: 3 }, caller.token));
+      expect(stream[0]).toMatchObject({ type: 'start', baseModelId: baseId });
+      expect(stream.at(-1)).toEqual({ type: 'end' });
+    }
+    expect(await metric('adapters_playground_base_session_loads_total')).toBe(loadsBefore + 1);
+    const cached = await fs.readdir(path.join(root, 'cache'));
+    expect(cached.filter((name) => name.startsWith(baseId) && !name.includes('.partial'))).toHaveLength(1);
   });
 
   it('rejects anonymous callers', async () => {

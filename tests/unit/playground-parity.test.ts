@@ -58,7 +58,7 @@ describe('playground shared-base graph', () => {
       cwd: path.resolve('gpu-runner'), encoding: 'utf8', timeout: 120_000,
     });
     expect(exported.status, exported.stderr).toBe(0);
-    graph = await baseGraph('tiny', path.join(root, 'graphs'));
+    graph = await baseGraph('tiny', path.join(root, 'graphs', 'tiny'));
   }, 180_000);
 
   afterAll(async () => {
