@@ -8,7 +8,7 @@
 import { alphaFor, rankFor, type LoraConfig } from './peft-config';
 import { parseHeader, readHeaderLength, type TensorInfo } from './safetensors';
 
-/** What the graph's manifest says about its LoRA inputs. */
+/** LoRA input shapes of a graph, from its manifest. */
 export interface LoraGraphShape {
   numLayers: number;
   maxRank: number;
@@ -47,11 +47,17 @@ export function unsupportedOptions(config: LoraConfig): string[] {
   return problems;
 }
 
+// safetensors stores little-endian values, which typed arrays read as they are on such hosts.
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 function toFloat32(bytes: Uint8Array, tensor: TensorInfo): Float32Array {
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(count);
-  if (tensor.dtype === 'F32') {
+  if (tensor.dtype === 'F32' && LITTLE_ENDIAN) {
+    // One copy of the bytes into an aligned buffer; the file's offsets need not be 4-aligned.
+    new Uint8Array(out.buffer).set(bytes.subarray(0, count * 4));
+  } else if (tensor.dtype === 'F32') {
     for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
   } else if (tensor.dtype === 'BF16') {
     const word = new DataView(new ArrayBuffer(4));

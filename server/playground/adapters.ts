@@ -1,6 +1,6 @@
 /**
  * LoRA input tensors of adapter versions, kept in a least-recently-used cache with a cap in
- * bytes. A version is immutable, so its tensors never go stale; the key is the sha256 of its
+ * bytes. A version is immutable, so its tensors never go stale. The key is the sha256 of its
  * weights and config, so two versions with the same files share one entry.
  */
 import * as ort from 'onnxruntime-node';
