@@ -33,10 +33,11 @@ const nextConfig = {
   // server/db.ts reads the SQL migrations at run time, so file tracing must copy them into
   // standalone and OpenNext bundles.
   // onnxruntime-node loads its addon through a path built at run time, which tracing cannot
-  // follow, so the playground route names the Linux builds (x64 and arm64, about 71 MB) itself.
+  // follow, so the playground route names the Linux x64 build (46 MB) itself: the Lambda
+  // function in infra/lib/web.ts runs on x86_64.
   outputFileTracingIncludes: {
     '/**': ['./drizzle/migrations/**'],
-    '/api/playground': ['./node_modules/onnxruntime-node/bin/napi-v6/linux/**'],
+    '/api/playground': ['./node_modules/onnxruntime-node/bin/napi-v6/linux/x64/**'],
   },
   env: { BUILD_S3_ORIGIN: s3Origin },
   async headers() {

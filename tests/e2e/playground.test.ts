@@ -56,7 +56,7 @@ describe('adapter playground', () => {
     exportGraph(path.resolve(testEnv.TINY_MODEL_DIR), path.join(root, 'graphs', TINY_BASE_ID));
     app = startExtraApp(port, {
       PLAYGROUND_GRAPH_DIR: path.join(root, 'graphs'), PLAYGROUND_CACHE_DIR: path.join(root, 'cache'), RATE_LIMIT_PLAYGROUND: String(PLAYGROUND_LIMIT), RATE_LIMIT_WINDOW_SECONDS: String(WINDOW_SECONDS),
-      METRICS_TOKEN, PLAYGROUND_MAX_TOKENS: '16',
+      METRICS_TOKEN, PLAYGROUND_MAX_TOKENS: '16', PLAYGROUND_MAX_PROMPT_TOKENS: '96',
     });
 
     user = await newUser('play');
@@ -137,6 +137,13 @@ describe('adapter playground', () => {
     const response = await play({ namespace: user.namespace, name: 'play-a', prompt: 'x', maxTokens: 17 }, caller.token);
     expect(response.status).toBe(400);
     expect((await response.json()).error.message).toMatch(/maxTokens must be at most 16 \(PLAYGROUND_MAX_TOKENS\)/);
+  });
+
+  it('rejects prompts above the token limit', async () => {
+    const caller = await newUser('play-long');
+    const response = await play({ namespace: user.namespace, name: 'play-a', prompt: 'word '.repeat(200), maxTokens: 1 }, caller.token);
+    expect(response.status).toBe(400);
+    expect((await response.json()).error.message).toMatch(/prompt is \d+ tokens after the chat template, above the limit of 96 \(PLAYGROUND_MAX_PROMPT_TOKENS\)/);
   });
 
   it('rejects a rank above the graph maximum', async () => {

@@ -15,6 +15,21 @@ const MAX_RANK = 8;
 // the tiny random model are of order 1, so 1e-4 is tight enough to catch a wrong scale or row.
 const TOLERANCE = 1e-4;
 
+/** Writes a safetensors file of zero-filled F32 tensors with the given shapes. */
+function safetensorsFile(shapes: Record<string, number[]>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of Object.entries(shapes)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, Buffer.alloc(offset)]);
+}
+
 function python(code: string, args: string[]): string {
   const result = spawnSync(path.resolve('.venv/bin/python'), ['-c', code, ...args], {
     cwd: path.resolve('gpu-runner'), encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1' },
@@ -112,6 +127,7 @@ describe('playground shared-base graph', () => {
   }, 180_000);
 
   it('rejects a rank above the maximum rank', async () => {
+    await compare(false);
     const adapterDir = path.join(root, 'adapter-lora');
     const config = parsePeftConfig(await fs.readFile(path.join(adapterDir, 'adapter_config.json'), 'utf8'));
     const weights = await fs.readFile(path.join(adapterDir, 'adapter_model.safetensors'));
@@ -119,7 +135,19 @@ describe('playground shared-base graph', () => {
     expect(() => loraInputsFromAdapter(config, weights, narrow)).toThrow(/has rank 4, above the playground graph's maximum rank 3/);
   });
 
+  it('rejects modules outside the graph', () => {
+    const config = parsePeftConfig(JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['lm_head', 'dense'] }));
+    const outside = {
+      'base_model.model.lm_head.lora_A.weight': /is not a LoRA factor of a decoder layer/,
+      'base_model.model.model.layers.0.mlp.dense.lora_A.weight': /targets module dense, which the playground graph has no LoRA input for/,
+    };
+    for (const [name, message] of Object.entries(outside)) {
+      expect(() => loraInputsFromAdapter(config, safetensorsFile({ [name]: [2, 32] }), graph.shape), name).toThrow(message);
+    }
+  });
+
   it('rejects DoRA adapters', async () => {
+    await compare(false);
     const adapterDir = path.join(root, 'adapter-lora');
     const config = parsePeftConfig(JSON.stringify({ ...JSON.parse(await fs.readFile(path.join(adapterDir, 'adapter_config.json'), 'utf8')), use_dora: true }));
     const weights = await fs.readFile(path.join(adapterDir, 'adapter_model.safetensors'));

@@ -61,6 +61,7 @@ export async function POST(request: Request) {
   const env = getEnv();
   let prepared;
   let input;
+  let prompt: number[];
   try {
     const authorization = request.headers.get('authorization');
     const session = authorization ? null : await getServerSession(authOptions());
@@ -80,12 +81,12 @@ export async function POST(request: Request) {
     }
     input = parsed.data;
     prepared = await preparePlayground(context.db, env, input);
+    prompt = promptTokens(prepared.graph, input.prompt);
   } catch (error) {
     return fromError(error);
   }
 
   const { graph, feeds, page } = prepared;
-  const prompt = promptTokens(graph, input.prompt);
   if (prompt.length > env.PLAYGROUND_MAX_PROMPT_TOKENS) {
     return errorResponse(400, `prompt is ${prompt.length} tokens after the chat template, above the limit of ${env.PLAYGROUND_MAX_PROMPT_TOKENS} (PLAYGROUND_MAX_PROMPT_TOKENS); shorten it`);
   }
