@@ -1,9 +1,9 @@
 /**
  * Adapter switch time in the playground, SmolLM2-135M-Instruct on the CPU:
  *
- * - shared base: the base graph's session is already loaded; a new adapter's tensors are read
- *   from adapter_model.safetensors, padded to the maximum rank and fed to that session, up to
- *   the first generated token;
+ * - shared base: with the base graph's session already loaded, a new adapter's tensors are
+ *   read from adapter_model.safetensors, padded to the maximum rank and fed to that session,
+ *   up to the first generated token.
  * - merged baseline: an InferenceSession is created for the same adapter merged into an
  *   ordinary ONNX graph, up to the first generated token.
  *

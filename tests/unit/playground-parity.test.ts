@@ -11,8 +11,8 @@ import { Generation } from '@/server/playground/generate';
 
 const TINY_MODEL_DIR = path.resolve(process.env.TINY_MODEL_DIR ?? '.test-data/tiny-llama');
 const MAX_RANK = 8;
-// float32 through two different kernels (PyTorch and onnxruntime) over 2 layers; the logits of
-// the tiny random model are of order 1, so 1e-4 is tight enough to catch a wrong scale or row.
+// Both sides compute in float32 with different kernels (PyTorch and onnxruntime) over 2 layers.
+// The tiny random model's logits are of order 1, so 1e-4 still catches a wrong scale or row.
 const TOLERANCE = 1e-4;
 
 /** Writes a safetensors file of zero-filled F32 tensors with the given shapes. */

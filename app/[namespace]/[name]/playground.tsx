@@ -15,7 +15,7 @@ interface Run {
 }
 
 /**
- * Prompt box that streams the base model's and the adapter's answers side by side from
+ * Prompt box that streams the base model's and the adapter's outputs side by side from
  * POST /api/playground (NDJSON). Nothing is stored unless the user clicks "Save".
  */
 export function Playground(props: { namespace: string; name: string; version: number; maxTokensLimit: number }) {
