@@ -50,27 +50,26 @@ export function unsupportedOptions(config: LoraConfig): string[] {
 // safetensors stores little-endian values, which typed arrays read as they are on such hosts.
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function toFloat32(bytes: Uint8Array, tensor: TensorInfo): Float32Array {
+/** Decodes a tensor's F32, F16 or BF16 bytes into the first elements of `target`. */
+function decodeInto(target: Float32Array, bytes: Uint8Array, tensor: TensorInfo): void {
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(count);
   if (tensor.dtype === 'F32' && LITTLE_ENDIAN) {
-    // One copy of the bytes into an aligned buffer; the file's offsets need not be 4-aligned.
-    new Uint8Array(out.buffer).set(bytes.subarray(0, count * 4));
+    // One byte copy into the aligned target; the file's offsets need not be 4-aligned.
+    new Uint8Array(target.buffer, target.byteOffset, count * 4).set(bytes.subarray(0, count * 4));
   } else if (tensor.dtype === 'F32') {
-    for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+    for (let i = 0; i < count; i++) target[i] = view.getFloat32(i * 4, true);
   } else if (tensor.dtype === 'BF16') {
     const word = new DataView(new ArrayBuffer(4));
     for (let i = 0; i < count; i++) {
       word.setUint32(0, view.getUint16(i * 2, true) << 16);
-      out[i] = word.getFloat32(0);
+      target[i] = word.getFloat32(0);
     }
   } else if (tensor.dtype === 'F16') {
-    for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+    for (let i = 0; i < count; i++) target[i] = halfToFloat(view.getUint16(i * 2, true));
   } else {
     throw new LoraInputsError(`tensor ${tensor.name} has dtype ${tensor.dtype}; LoRA weights must be F32, F16 or BF16`);
   }
-  return out;
 }
 
 function halfToFloat(half: number): number {
@@ -133,10 +132,11 @@ export function loraInputsFromAdapter(config: LoraConfig, file: Uint8Array, grap
     const configuredRank = rankFor(config, moduleName);
     const scale = config.useRslora ? alpha / Math.sqrt(configuredRank) : alpha / configuredRank;
 
-    const a = toFloat32(file.subarray(dataStart + pair.A.begin, dataStart + pair.A.end), pair.A);
-    const b = toFloat32(file.subarray(dataStart + pair.B.begin, dataStart + pair.B.end), pair.B);
+    // A [r, in] is the first r rows of the padded [r_max, in], so it is decoded in place.
     const paddedA = new Float32Array(graph.maxRank * inFeatures);
-    paddedA.set(a);
+    decodeInto(paddedA, file.subarray(dataStart + pair.A.begin, dataStart + pair.A.end), pair.A);
+    const b = new Float32Array(outFeatures * rank);
+    decodeInto(b, file.subarray(dataStart + pair.B.begin, dataStart + pair.B.end), pair.B);
     const paddedB = new Float32Array(outFeatures * graph.maxRank);
     for (let row = 0; row < outFeatures; row++) {
       for (let column = 0; column < rank; column++) paddedB[row * graph.maxRank + column] = b[row * rank + column]! * scale;

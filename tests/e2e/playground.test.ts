@@ -110,7 +110,8 @@ describe('adapter playground', () => {
     const baseId = `tiny-onnx-${Date.now().toString(36)}`;
     const folder = path.join(root, 'stored-base');
     await fs.cp(path.resolve(testEnv.TINY_MODEL_DIR), folder, { recursive: true });
-    exportGraph(folder, path.join(folder, 'onnx'));
+    // The same tiny model, so the graph exported in beforeAll serves; exporting again costs seconds.
+    await fs.cp(path.join(root, 'graphs', TINY_BASE_ID), path.join(folder, 'onnx'), { recursive: true });
     await registerBaseModelFromFolder(await adminClient(), folder, baseId, 'Tiny random Llama with its playground graph');
     const adapter = await writeAdapterFolder({ rank: 4, targets: ['q_proj', 'v_proj'] });
     expect(runCli(['publish', adapter, '--name', 'play-stored', '--base', baseId], user.token).status).toBe(0);
