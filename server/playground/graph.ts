@@ -115,6 +115,9 @@ async function loadGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
   }
 
   // The model's own tokenizer files, copied beside the graph by the exporter; never a hub.
+  // NOTE: @huggingface/transformers 4.3.2 tokenizes with these same two packages
+  // (@huggingface/tokenizers and @huggingface/jinja) but pins onnxruntime-node 1.30.0 and pulls
+  // in sharp and onnxruntime-web, so it would add a second native runtime beside 1.31.1.
   const tokenizerJson = JSON.parse(await fs.readFile(fileIn(dir, 'tokenizer.json'), 'utf8'));
   const tokenizerConfig = JSON.parse(await fs.readFile(fileIn(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
   const templateFile = await fs.readFile(fileIn(dir, 'chat_template.jinja'), 'utf8').catch(() => null);
