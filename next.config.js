@@ -22,8 +22,9 @@ const contentSecurityPolicy = [
 
 /** @type {import('next').NextConfig} */
 const nextConfig = {
-  // Native and WASM database drivers must be loaded by Node at run time, not bundled.
-  serverExternalPackages: ['@electric-sql/pglite', 'pg', '@node-rs/argon2', 'pino', '@huggingface/tokenizers'],
+  // Native and WASM modules (database drivers, onnxruntime-node's addon) must be loaded by Node
+  // at run time, not bundled.
+  serverExternalPackages: ['@electric-sql/pglite', 'pg', '@node-rs/argon2', 'pino', '@huggingface/tokenizers', 'onnxruntime-node'],
   typescript: { ignoreBuildErrors: false },
   poweredByHeader: false,
   // The app uses no next/image, and the Lambda build (infra/build-lambda.mjs) has no image
@@ -31,7 +32,13 @@ const nextConfig = {
   images: { unoptimized: true },
   // server/db.ts reads the SQL migrations at run time, so file tracing must copy them into
   // standalone and OpenNext bundles.
-  outputFileTracingIncludes: { '/**': ['./drizzle/migrations/**'] },
+  // onnxruntime-node loads its addon through a path built at run time, which tracing cannot
+  // follow, so the playground route names the Linux x64 build (46 MB) itself: the Lambda
+  // function in infra/lib/web.ts runs on x86_64.
+  outputFileTracingIncludes: {
+    '/**': ['./drizzle/migrations/**'],
+    '/api/playground': ['./node_modules/onnxruntime-node/bin/napi-v6/linux/x64/**'],
+  },
   env: { BUILD_S3_ORIGIN: s3Origin },
   async headers() {
     return [{

@@ -507,3 +507,20 @@ export const evalSuiteTasks = pgTable('eval_suite_tasks', {
   limit: integer('item_limit'),
   position: integer('position').notNull(),
 }, (t) => [primaryKey({ columns: [t.suiteId, t.suiteVersion, t.taskId] })]);
+
+/**
+ * Playground generations a user chose to keep ("Save"). Prompts and outputs are stored only
+ * here and only on that click; everything else the playground generates is discarded.
+ */
+export const playgroundSaves = pgTable('playground_saves', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id),
+  adapterVersionId: integer('adapter_version_id').notNull().references(() => adapterVersions.id),
+  prompt: text('prompt').notNull(),
+  temperature: doublePrecision('temperature').notNull(),
+  maxTokens: integer('max_tokens').notNull(),
+  seed: bigint('seed', { mode: 'number' }).notNull(),
+  baseOutput: text('base_output').notNull(),
+  adapterOutput: text('adapter_output').notNull(),
+  createdAt: createdAt(),
+}, (t) => [index('playground_saves_user').on(t.userId, t.createdAt)]);

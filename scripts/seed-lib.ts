@@ -14,10 +14,18 @@ export async function ensureUser(client: Client, input: { email: string; passwor
   return client.auth.issueToken.mutate({ email: input.email, password: input.password, name: 'seed', scopes: ['read', 'write', 'fine-tune', 'evaluate', ...(options.admin ? ['admin' as const] : [])], expiresInDays: 30 });
 }
 
-/** Uploads a folder written by `python -m worker prepare-base` (or make-tiny) and registers it. */
+/**
+ * Uploads a folder written by `python -m worker prepare-base` (or make-tiny) and registers it.
+ * An `onnx/` subfolder (the playground's shared-base graph from `worker export-onnx
+ * --lora-inputs`) is stored with it, and the app downloads it on first playground use.
+ */
 export async function registerBaseModelFromFolder(client: Client, dir: string, id: string, displayName: string) {
   const manifest = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
   const files = (await describeFolder(dir)).filter((file) => file.path !== 'manifest.json');
+  const graphDir = path.join(dir, 'onnx');
+  if (await fs.stat(graphDir).then((stat) => stat.isDirectory(), () => false)) {
+    for (const file of await describeFolder(graphDir)) files.push({ ...file, path: `onnx/${file.path}` });
+  }
   const begun = await client.baseModels.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
   return finalizeUpload(() => client.baseModels.register.mutate({ uploadId: begun.uploadId, id, displayName, manifest }));

@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -72,6 +74,22 @@ const schema = z.object({
   WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
   // A try without a response from the receiver within this many seconds counts as failed.
   WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().min(1).max(60).default(10),
+  // Playground (POST /api/playground): folder with one shared-base ONNX graph per base model, in a
+  // subfolder named by the base model id (written by `python -m worker export-onnx --lora-inputs`).
+  PLAYGROUND_GRAPH_DIR: z.string().default('.data/playground'),
+  // Download folder for graphs stored with a base model in S3 (its onnx/ files), filled on first
+  // use. The default is under the system's temporary folder, the only writable one on Lambda.
+  PLAYGROUND_CACHE_DIR: z.string().default(path.join(os.tmpdir(), 'adapters-playground')),
+  // Base models with more parameters are rejected, because CPU generation in a request must stay quick.
+  PLAYGROUND_MAX_PARAMETERS: z.coerce.number().int().min(1).default(500_000_000),
+  // Upper bound of the "max tokens" a request may ask for, per column.
+  PLAYGROUND_MAX_TOKENS: z.coerce.number().int().min(1).max(4096).default(256),
+  // Prompts longer than this many tokens (after the chat template) are rejected.
+  PLAYGROUND_MAX_PROMPT_TOKENS: z.coerce.number().int().min(1).max(32768).default(1024),
+  // Memory cap of the cache of padded adapter tensors, in bytes (per app process).
+  PLAYGROUND_ADAPTER_CACHE_BYTES: z.coerce.number().int().min(0).default(512 * 1024 * 1024),
+  // Playground requests per signed-in user per RATE_LIMIT_WINDOW_SECONDS; 0 turns the limit off.
+  RATE_LIMIT_PLAYGROUND: z.coerce.number().int().min(0).default(20),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   NODE_ENV: z.string().optional(),
 }).superRefine((env, context) => {

@@ -6,6 +6,7 @@ import { edgeRouter } from './routers/edge';
 import { evalsRouter } from './routers/evals';
 import { finetuneRouter } from './routers/finetune';
 import { notificationsRouter } from './routers/notifications';
+import { playgroundRouter } from './routers/playground';
 import { runnerRouter } from './routers/runner';
 import { teamsRouter } from './routers/teams';
 import { uploadsRouter } from './routers/uploads';
@@ -20,6 +21,7 @@ export const appRouter = router({
   edge: edgeRouter,
   finetune: finetuneRouter,
   evals: evalsRouter,
+  playground: playgroundRouter,
   runner: runnerRouter,
   teams: teamsRouter,
   uploads: uploadsRouter,

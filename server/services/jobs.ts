@@ -175,7 +175,8 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
   const base = await getBaseModel(db, claimed.baseModelId);
   const spec: ClaimedJob = {
     jobId: claimed.id, kind: claimed.kind, attempt: claimed.attempts, leaseToken, leaseSeconds,
-    baseModel: { id: base.id, files: await remoteFiles(db, base.files) },
+    // The playground's ONNX graph (onnx/ files) is for the app, so runners never download it.
+    baseModel: { id: base.id, files: await remoteFiles(db, base.files.filter((file) => !file.path.startsWith('onnx/'))) },
   };
 
   if (claimed.kind === 'finetune') {

@@ -11,6 +11,8 @@ import { DownloadButton } from './download-button';
 import { EdgeDownloadButton, ExportButton } from './edge-section';
 import { LikeButton } from './like-button';
 import { VisibilityToggle } from './visibility-toggle';
+import { Playground } from './playground';
+import { getEnv } from '@/server/env';
 
 export const dynamic = 'force-dynamic';
 
@@ -88,6 +90,9 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       {page.version.warnings.length > 0 && (
         <div className="card"><strong>Warnings</strong><ul>{page.version.warnings.map((w) => <li key={w}>{w}</li>)}</ul></div>
       )}
+
+      <h2>Playground</h2>
+      <Playground namespace={page.namespace} name={page.name} version={page.version.version} maxTokensLimit={getEnv().PLAYGROUND_MAX_TOKENS} />
 
       <h2>Files (version {page.version.version})</h2>
       <p>

@@ -4,6 +4,7 @@ import { getDb } from '@/server/db';
 import { getEnv } from '@/server/env';
 import { logger } from '@/server/logger';
 import { prometheusText, queueCounts } from '@/server/metrics';
+import { playgroundMetricsText } from '@/server/playground/metrics';
 import { appMetrics } from '@/server/services/metrics';
 
 export const runtime = 'nodejs';
@@ -35,7 +36,7 @@ export async function GET(request: Request) {
     const allowed = (metricsToken !== undefined && sameSecret(bearer, metricsToken))
       || (bearer.startsWith(RUNNER_TOKEN_PREFIX) && (await runnerTokenId(db, bearer)) !== null);
     if (!allowed) return unauthorized();
-    const text = prometheusText(await queueCounts(db)) + await appMetrics(db);
+    const text = prometheusText(await queueCounts(db)) + await appMetrics(db) + playgroundMetricsText();
     return new Response(text, { headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' } });
   } catch (error) {
     logger.error({ err: error }, 'metrics: reading the job tables failed');
