@@ -102,13 +102,16 @@ async function watchJob(client: Client, jobId: string, json: boolean): Promise<s
   let lastState = '';
   for (;;) {
     const job = await client.finetune.get.query({ jobId });
-    const progress = job.progress as { step?: number; totalSteps?: number; loss?: number; tokensPerSecond?: number } | null;
+    const progress = job.progress as { step?: number; totalSteps?: number; unit?: string; loss?: number; tokensPerSecond?: number } | null;
     // Off a terminal (a pipe, CI) there is no bar, so states and steps are printed as lines.
     if (!json && !process.stderr.isTTY && job.state !== lastState) console.error(`job ${jobId}: ${job.state}`);
     lastState = job.state;
     if (!json && progress?.step !== undefined && progress.step !== lastStep) {
       lastStep = progress.step;
-      const label = `step ${progress.step}/${progress.totalSteps} loss ${progress.loss?.toFixed(3)}`;
+      // Evaluations count scored items and have no loss.
+      const label = progress.unit === 'items'
+        ? `items ${progress.step}/${progress.totalSteps}`
+        : `step ${progress.step}/${progress.totalSteps} loss ${progress.loss?.toFixed(3)}`;
       if (process.stderr.isTTY) progressBar(label, progress.step, progress.totalSteps ?? progress.step);
       else console.error(label);
     }

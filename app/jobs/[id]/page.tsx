@@ -38,7 +38,7 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
   if (job.error) return <p className="error">{job.error.message}</p>;
   if (!job.data) return <p>Loading…</p>;
   const data = job.data;
-  const progress = data.progress as { step?: number; totalSteps?: number; loss?: number; tokensPerSecond?: number } | null;
+  const progress = data.progress as { step?: number; totalSteps?: number; unit?: string; subject?: string; loss?: number; tokensPerSecond?: number } | null;
   const params_ = data.params as Record<string, unknown>;
 
   return (
@@ -53,6 +53,12 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
       {data.result && <p>Published <a data-testid="job-result" href={`/${data.result.namespace}/${data.result.name}?version=${data.result.version}`}>{data.result.namespace}/{data.result.name} v{data.result.version}</a></p>}
       {data.children.length > 0 && <p>Evaluations: {data.children.map((c) => <a key={c.id} href={`/jobs/${c.id}`} style={{ marginRight: 8 }}>{c.kind} ({c.state})</a>)}</p>}
 
+      {data.kind === 'evaluate' && progress?.unit === 'items' && progress.step !== undefined && (
+        <p data-testid="eval-progress">
+          <progress value={progress.step} max={progress.totalSteps} /> {progress.step} / {progress.totalSteps} items scored
+          {progress.subject ? <span className="muted"> (now: {progress.subject})</span> : null}
+        </p>
+      )}
       {data.kind === 'finetune' && (
         <>
           <h2>Training</h2>
