@@ -278,7 +278,7 @@ export async function leaderboard(db: Db, taskId: string, baseModelId?: string) 
   for (const row of best.values()) {
     const base = baseScores.get(pairing(row)) ?? null;
     entries.push({
-      adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId!, baseModelId: row.baseModelId,
+      adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId!, baseModelId: row.baseModelId, resultId: row.resultId,
       accuracy: row.accuracy, stderr: row.stderr, correct: row.correct, total: row.total, jobId: row.jobId,
       accNorm: row.accNorm, accNormStderr: row.accNormStderr, macroF1: row.macroF1,
       harnessVersion: row.harnessVersion, numFewshot: row.numFewshot, seed: row.seed, hardware: row.hardware, durationSeconds: row.durationSeconds,

@@ -9,6 +9,7 @@ import { formatBytes } from '@/lib/format';
 import { serverCaller } from '@/lib/server-caller';
 import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
+import { EvaluateButton } from './evaluate-button';
 import { LikeButton } from './like-button';
 
 export const dynamic = 'force-dynamic';
@@ -35,6 +36,7 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
     throw error;
   }
   const me = await caller.auth.me();
+  const suites = await caller.evals.suites();
   if (page.redirectedFrom) permanentRedirect(`/${page.namespace}/${page.name}${version ? `?version=${encodeURIComponent(version)}` : ''}`);
   const summary = page.version.configSummary as Record<string, unknown>;
   const card = page.version.cardMetadata as { license?: string | null; tags?: string[]; datasets?: string[]; language?: string[] };
@@ -124,6 +126,7 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       </table>
 
       <h2>Scores</h2>
+      <EvaluateButton namespace={page.namespace} name={page.name} version={page.version.version} suites={suites.map((s) => ({ id: s.id, displayName: s.displayName }))} />
       {page.scores.length === 0 ? <p className="muted">No evaluation yet.</p> : (
         <table>
           <thead><tr><th>Task</th><th>Accuracy</th><th>Correct / total</th><th>Settings</th><th>Run</th></tr></thead>
