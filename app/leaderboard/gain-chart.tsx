@@ -9,7 +9,7 @@ const points = (value: number) => `${value >= 0 ? '+' : ''}${(value * 100).toFix
 
 /**
  * A scatter plot drawn on the server: domain gain (y) against the change on the general suite
- * (x), one point per adapter version. The axes cross at zero, so the top right holds versions
+ * (x), one point per adapter version. The axes cross at zero, so the top right contains versions
  * that gained without forgetting. Contaminated results are hollow.
  */
 export function GainChart({ data, domain, general }: { data: ChartPoint[]; domain: string; general: string }) {

@@ -149,8 +149,8 @@ class ItemProgress:
     """Turns the harness's finished requests into `progress` events counted in items.
 
     The harness scores one request per item and choice, in its own order, so items done within
-    a subject are estimated as the finished share of its requests; the count is exact at the
-    end of each subject. Totals cover all subjects of the job.
+    a subject are estimated as the finished share of its requests. The count is exact at the
+    end of each subject, and totals cover all subjects of the job.
     """
 
     def __init__(self, events: EventWriter, item_count: int, request_count: int, subject_count: int) -> None:

@@ -62,8 +62,8 @@ class StartedEvent(_Event):
 class ProgressEvent(_Event):
     """Training progress in optimizer steps, or evaluation progress in scored items.
 
-    With `unit="items"` the counts are items over all subjects of the job and the training
-    fields are absent; otherwise `epoch`, `loss`, `learningRate` and `tokensPerSecond` are
+    With `unit="items"` the counts are items over all subjects of the job, and the training
+    fields are absent. Otherwise `epoch`, `loss`, `learningRate` and `tokensPerSecond` are
     required.
     """
 

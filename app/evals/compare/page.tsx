@@ -10,7 +10,9 @@ const REF = /^([^/@\s]+)\/([^/@\s]+)@([1-9]\d{0,8})$/;
 /** Compares 2 to 4 adapter versions given as `?v=namespace/name@version`, task by task. */
 export default async function ComparePage({ searchParams }: { searchParams: Promise<Record<string, string | string[] | undefined>> }) {
   const raw = (await searchParams).v;
-  const refs = (Array.isArray(raw) ? raw : raw ? [raw] : []);
+  let refs: string[] = [];
+  if (Array.isArray(raw)) refs = raw;
+  else if (raw) refs = [raw];
   const bad = refs.find((ref) => !REF.test(ref));
   if (bad !== undefined) return <><h1>Compare versions</h1><p className="error" role="alert">v={JSON.stringify(bad)} is not a version; write namespace/name@version, such as demo/pubmedqa-demo@1</p></>;
   if (refs.length < 2 || refs.length > 4) {

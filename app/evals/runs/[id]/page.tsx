@@ -6,7 +6,7 @@ export const dynamic = 'force-dynamic';
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
 
-/** One evaluation result: metrics with standard errors, trivial baselines, settings, hardware, job and contamination. */
+/** Shows one evaluation result: metrics with standard errors, trivial baselines, settings, hardware, job and contamination. */
 export default async function RunPage({ params }: { params: Promise<{ id: string }> }) {
   const { id } = await params;
   if (!/^[1-9]\d{0,8}$/.test(id)) notFound();

@@ -8,7 +8,7 @@ const CSV_COLUMNS = [
   'rank', 'adapter', 'version', 'suite_score', 'stderr', 'gain', 'general_change', 'trainable_parameters', 'share_of_base', 'lora_rank', 'downloads', 'contamination_flagged', 'max_overlap',
 ] as const;
 
-/** Quotes a CSV field when it holds a separator, quote or line break (RFC 4180). */
+/** Quotes a CSV field when it contains a separator, quote or line break (RFC 4180). */
 function csvField(value: string | number | boolean | null): string {
   if (value === null) return '';
   const text = String(value);

@@ -18,7 +18,7 @@ const SVG_HEADERS = {
  * A README badge with a version's score on the latest version of a suite:
  * GET /api/badge/{namespace}/{name}/{version}/{suite}.svg, where version is a number or
  * `latest`. A version without a comparable run gets a grey "not evaluated" badge; an unknown
- * adapter or suite answers 404 with a grey "not found" badge.
+ * adapter or suite returns 404 with a grey "not found" badge.
  */
 export async function GET(request: Request, { params }: { params: Promise<{ namespace: string; name: string; version: string; suite: string }> }) {
   const { namespace, name, version: versionText, suite: suiteFile } = await params;
