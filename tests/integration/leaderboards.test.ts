@@ -8,7 +8,7 @@ import { evalResults } from '@/drizzle/schema';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { appUrl, TINY_BASE_ID } from '../setup/env';
-import { adminClient, newUser, startRunner, tinyHyperparameters, waitForJob, type RunnerProcess } from '../setup/helpers';
+import { adminClient, newUser, runCli, startRunner, tinyHyperparameters, waitForJob, type RunnerProcess } from '../setup/helpers';
 import { GENERAL_SUITE, seedResult, seedSuites, seedVersion, taskRows, type SeededBoard } from '../setup/leaderboard-seed';
 
 const tag = `int${randomUUID().slice(0, 4)}`;
@@ -81,6 +81,15 @@ describe('suite leaderboards on seeded results', () => {
     expect(named.entries.map((e) => [e.rank, e.name])).toEqual([[2, 'lb-b']]);
     const rank8 = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID, loraRank: 8 });
     expect(rank8.entries.map((e) => e.name)).toEqual(['lb-a']);
+  });
+
+  it('prints the suite leaderboard in the CLI', async () => {
+    const printed = runCli(['leaderboard', '--suite', board.domainSuite, '--base', TINY_BASE_ID], user.token);
+    expect(printed.stderr).toBe('');
+    const lines = printed.stdout.trim().split('\n');
+    expect(lines[1]).toBe('  base: 25.0% ± 25.0%');
+    expect(lines[2]).toBe(`  #1 ${user.namespace}/lb-a@1: 75.0% ± 25.0%, gain +50.0, general +0.0`);
+    expect(lines).toContain(`  not ranked ${user.namespace}/lb-quick@1: task ${board.domainTask} was scored on 2 items or with other settings, not with this suite version's configuration`);
   });
 
   it('exports CSV and JSON in leaderboard order', async () => {
