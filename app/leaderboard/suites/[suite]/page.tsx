@@ -25,6 +25,7 @@ export default async function SuiteLeaderboardPage({ params, searchParams }: {
     board = await (await serverCaller()).evals.suiteLeaderboard(parsed.input);
   } catch (error) {
     if (error instanceof TRPCError && error.code === 'NOT_FOUND') notFound();
+    if (error instanceof TRPCError && error.code === 'BAD_REQUEST') return <><h1>Leaderboard</h1><p className="error" role="alert">{error.message}</p></>;
     throw error;
   }
 
