@@ -246,10 +246,7 @@ export async function suiteLeaderboard(db: Db, input: SuiteLeaderboardInput) {
     return (x < y ? -1 : 1) * direction;
   });
 
-  const selfReported = facts.filter((f) => !f.deleted).map((f) => ({
-    adapter: `${f.namespace}/${f.name}`, version: f.version,
-    metrics: selfReportedMetrics((f.cardMetadata as { extra?: Record<string, unknown> }).extra),
-  })).filter((f) => f.metrics.length > 0);
+  const selfReported = (await selfReportedForSuite(db, suite.domain, baseModelId, facts.filter((f) => !f.deleted))).filter((f) => f.metrics.length > 0);
 
   return {
     suite: suiteInfo, baseModelId, baselines,
@@ -260,6 +257,28 @@ export async function suiteLeaderboard(db: Db, input: SuiteLeaderboardInput) {
 }
 
 export type SuiteLeaderboard = Awaited<ReturnType<typeof suiteLeaderboard>>;
+
+// Adapters of the suite's domain read for self-reported scores; the newest updated come first.
+const MAX_SELF_REPORTED_ADAPTERS = 200;
+
+/**
+ * Collects self-reported card scores of the versions on the board and of the latest listed
+ * version of every adapter of the suite's domain on the base model, so claims of versions we
+ * never evaluated show too (apart, and never ranked).
+ */
+async function selfReportedForSuite(db: Db, domain: string, baseModelId: string, onBoard: { id: number; version: number; name: string; namespace: string; cardMetadata: Record<string, unknown> }[]) {
+  const latest = await db.select({ id: adapterVersions.id, version: adapterVersions.version, name: adapters.name, namespace: namespaces.name, cardMetadata: adapterVersions.cardMetadata })
+    .from(adapters).innerJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
+    .innerJoin(adapterVersions, and(eq(adapterVersions.adapterId, adapters.id), eq(adapterVersions.version, adapters.latestVersion)))
+    .where(and(eq(adapters.domain, domain), eq(adapters.baseModelId, baseModelId), sql`${adapters.deletedAt} is null`))
+    .orderBy(desc(adapters.updatedAt)).limit(MAX_SELF_REPORTED_ADAPTERS);
+  const versions = new Map<number, (typeof onBoard)[number]>();
+  for (const version of [...onBoard, ...latest]) versions.set(version.id, version);
+  return [...versions.values()].map((v) => ({
+    adapter: `${v.namespace}/${v.name}`, version: v.version,
+    metrics: selfReportedMetrics((v.cardMetadata as { extra?: Record<string, unknown> }).extra),
+  }));
+}
 
 interface VersionRef { namespace: string; name: string; version: number }
 

@@ -28,6 +28,8 @@ describe('suite leaderboards on seeded results', () => {
     ids.b = await seedVersion(board, { name: 'lb-b', rank: 4, trainableParameters: 1000, downloads: 50 });
     ids.quick = await seedVersion(board, { name: 'lb-quick', rank: 4, trainableParameters: 1000, downloads: 0, card: MODEL_INDEX });
     ids.outside = await seedVersion(board, { name: 'lb-outside', rank: 4, trainableParameters: 1000, downloads: 0 });
+    // Claims a score in its card but was never evaluated here.
+    ids.claims = await seedVersion(board, { name: 'lb-claims', rank: 4, trainableParameters: 1000, downloads: 0, card: MODEL_INDEX, domain: `lb-${tag}` });
 
     await seedResult(board, { taskId: board.domainTask, adapterVersionId: null, correct: 1 });
     await seedResult(board, { taskId: board.generalTask, adapterVersionId: null, correct: 2 });
@@ -70,6 +72,10 @@ describe('suite leaderboards on seeded results', () => {
     const result = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID });
     const quick = result.selfReported.find((s) => s.adapter === `${user.namespace}/lb-quick`);
     expect(quick?.metrics).toEqual([{ model: 'quick', task: 'text-classification', dataset: 'lb domain', metric: 'accuracy', value: 0.99 }]);
+    const claims = result.selfReported.find((s) => s.adapter === `${user.namespace}/lb-claims`);
+    expect(claims?.metrics[0]?.value).toBe(0.99);
+    expect(result.entries.map((e) => e.name)).not.toContain('lb-claims');
+    expect(result.unranked.map((u) => u.name)).not.toContain('lb-claims');
   });
 
   it('sorts and filters without changing ranks', async () => {

@@ -66,9 +66,9 @@ export async function seedSuites(admin: Client, tag: string, namespace: string):
 }
 
 /** Inserts an adapter version with the listing facts the leaderboard shows. */
-export async function seedVersion(board: SeededBoard, input: { name: string; rank: number; trainableParameters: number; downloads: number; card?: Record<string, unknown> }) {
+export async function seedVersion(board: SeededBoard, input: { name: string; rank: number; trainableParameters: number; downloads: number; card?: Record<string, unknown>; domain?: string }) {
   const { db } = board;
-  const [adapter] = await db.insert(adapters).values({ namespaceId: board.namespaceId, name: input.name, baseModelId: TINY_BASE_ID }).returning({ id: adapters.id });
+  const [adapter] = await db.insert(adapters).values({ namespaceId: board.namespaceId, name: input.name, baseModelId: TINY_BASE_ID, domain: input.domain ?? null }).returning({ id: adapters.id });
   const [version] = await db.insert(adapterVersions).values({
     adapterId: adapter!.id, version: 1, config: {}, downloads: input.downloads, cardMetadata: { extra: input.card ?? {} },
     configSummary: { rank: input.rank, trainableParameters: input.trainableParameters, shareOfBase: input.trainableParameters / 1_000_000 },
