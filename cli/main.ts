@@ -49,6 +49,7 @@ Commands:
   eval-suite NAMESPACE/NAME[@VERSION] --suite ID   queue one evaluation per task of the suite's latest version
   edge-export NAMESPACE/NAME[@VERSION] [--limit 8]   queue an ONNX edge export; --limit sets the task items its report scores
   leaderboard TASK_ID
+  leaderboard --suite ID [--base ID]   rank versions by suite score, with gain and general-suite change
   yank NAMESPACE/NAME@VERSION --reason TEXT   hide a version from "latest" and listings
   deprecate NAMESPACE/NAME --message TEXT [--replacement NAMESPACE/NAME]
   delete NAMESPACE/NAME                 delete an adapter (restorable during the retention period)
@@ -69,6 +70,20 @@ async function readStored(): Promise<Stored> {
   } catch {
     return {};
   }
+}
+
+type SuiteBoard = Awaited<ReturnType<Client['evals']['suiteLeaderboard']['query']>>;
+
+function printSuiteLeaderboard(board: SuiteBoard, print: (human: string, data: unknown) => void): void {
+  const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
+  const points = (value: number | null) => (value === null ? '–' : `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}`);
+  const lines = [
+    `${board.suite.displayName} v${board.suite.version} on ${board.baseModelId ?? 'no base model scored yet'}`,
+    `  base: ${board.base ? `${pct(board.base.score)} ± ${pct(board.base.stderr)}` : 'not scored'}`,
+    ...board.entries.map((e) => `  #${e.rank} ${e.adapter}@${e.version}: ${pct(e.score)} ± ${pct(e.stderr)}, gain ${points(e.gain)}, general ${points(e.forgetting)}${e.contamination?.flagged ? ', contamination flagged' : ''}`),
+    ...board.unranked.map((u) => `  not ranked ${u.adapter}@${u.version}: ${u.reason}`),
+  ];
+  print(lines.join('\n'), board);
 }
 
 function parseRef(ref: string | undefined): { namespace: string; name: string; version?: number } {
@@ -129,7 +144,10 @@ async function watchJob(client: Client, jobId: string, json: boolean): Promise<s
       // Off a terminal (a pipe, CI) there is no bar, so states and steps are printed as lines.
       if (update.kind === 'state' && !process.stderr.isTTY) console.error(`job ${jobId}: ${update.state}`);
       if (update.kind === 'progress') {
-        const label = `step ${update.step}/${update.totalSteps ?? '?'} loss ${update.loss?.toFixed(3) ?? '?'}`;
+        // Evaluations count scored items and have no loss.
+        const label = update.unit === 'items'
+          ? `items ${update.step}/${update.totalSteps ?? '?'}`
+          : `step ${update.step}/${update.totalSteps ?? '?'} loss ${update.loss?.toFixed(3) ?? '?'}`;
         if (process.stderr.isTTY) progressBar(label, update.step, update.totalSteps ?? update.step);
         else console.error(label);
       }
@@ -378,6 +396,10 @@ async function main(argv: string[]) {
       return;
     }
     case 'leaderboard': {
+      if (values.suite) {
+        printSuiteLeaderboard(await client.evals.suiteLeaderboard.query({ suiteId: values.suite, baseModelId: values.base }), print);
+        return;
+      }
       const board = await client.evals.leaderboard.query({ taskId: need(rest[0], 'TASK_ID') });
       const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
       const b = board.task.baselines;

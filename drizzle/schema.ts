@@ -479,6 +479,9 @@ export const evalResults = pgTable('eval_results', {
   // Set when the evaluation ran as part of a suite.
   suiteId: text('suite_id'),
   suiteVersion: integer('suite_version'),
+  // Word n-gram overlap between the adapter's training data and the scored items, for
+  // versions trained here (null otherwise): see server/services/contamination.ts.
+  contamination: jsonb('contamination').$type<Record<string, unknown>>(),
   createdAt: createdAt(),
 }, (t) => [uniqueIndex('eval_results_once').on(t.jobId, t.taskId, t.adapterVersionId)]);
 

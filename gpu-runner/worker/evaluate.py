@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .basemodel import load_base_model
 from .data import read_jsonl_objects
 from .errors import DataError, JobCancelled
-from .events import ArtifactEvent, EvaluationResult, EvaluationSummary, EventWriter, FinishedEvent, MetricEvent
+from .events import ArtifactEvent, EvaluationResult, EvaluationSummary, EventWriter, FinishedEvent, MetricEvent, ProgressEvent
 from .process import CancellationFlag
 from .runtime import DeviceChoice
 from .spec import EvaluateJob, Subject, TaskRef
@@ -35,6 +35,8 @@ RESULTS_FILE = "evaluation.json"
 BATCH_SIZE = 8
 # Progress log events per subject, counted in forward passes.
 PROGRESS_LOGS_PER_SUBJECT = 10
+# Seconds between progress events within a subject; each subject also reports when it ends.
+PROGRESS_INTERVAL_SECONDS = 1.0
 # Resamples for the harness's bootstrap standard errors; accuracy and acc_norm use the
 # closed form, so this only bounds the cost of any other metric.
 BOOTSTRAP_ITERATIONS = 1000
@@ -143,6 +145,60 @@ def macro_f1(golds: list[int], predictions: list[int]) -> float:
     return sum(scores) / len(scores)
 
 
+class ItemProgress:
+    """Turns the harness's finished requests into `progress` events counted in items.
+
+    The harness scores one request per item and choice, in its own order, so items done within
+    a subject are estimated as the finished share of its requests. The count is exact at the
+    end of each subject, and totals cover all subjects of the job.
+    """
+
+    def __init__(self, events: EventWriter, item_count: int, request_count: int, subject_count: int) -> None:
+        self._events = events
+        self._item_count = item_count
+        self._request_count = max(1, request_count)
+        self.total = item_count * subject_count
+        self._subject_index = 0
+        self._subject = ""
+        self._requests = 0
+        self._last_emit = 0.0
+
+    def start_subject(self, index: int, key: str) -> None:
+        self._subject_index = index
+        self._subject = key
+        self._requests = 0
+
+    def request_done(self) -> None:
+        self._requests += 1
+        now = time.monotonic()
+        if now - self._last_emit >= PROGRESS_INTERVAL_SECONDS:
+            self._emit(min(self._item_count, self._item_count * self._requests // self._request_count))
+
+    def subject_done(self) -> None:
+        self._emit(self._item_count)
+
+    def _emit(self, items_in_subject: int) -> None:
+        done = self._subject_index * self._item_count + items_in_subject
+        if done < 1:
+            return
+        self._last_emit = time.monotonic()
+        self._events.emit(ProgressEvent(step=done, totalSteps=self.total, unit="items", subject=self._subject))
+
+
+def _counting_hook(on_request: Any) -> Any:
+    """Build a harness cache hook that counts finished log-likelihood requests and caches nothing."""
+    from lm_eval.api.model import CacheHook
+
+    class CountingHook(CacheHook):
+        def __init__(self) -> None:
+            super().__init__(None)
+
+        def add_partial(self, attr: str, req: Any, res: Any) -> None:
+            on_request()
+
+    return CountingHook()
+
+
 def _make_lm_class() -> type:
     """Subclass the harness's HFLM so every forward pass checks for cancellation and counts progress."""
     from lm_eval.models.huggingface import HFLM
@@ -190,6 +246,7 @@ def evaluate_subject(
     cancel: CancellationFlag,
     label: str,
     task_manager: Any,
+    progress: ItemProgress | None = None,
 ) -> dict[str, Any]:
     """Run the harness on one loaded model and return its scores, per-item samples and seconds taken."""
     from lm_eval import simple_evaluate
@@ -208,6 +265,9 @@ def evaluate_subject(
         pretrained=model, tokenizer=tokenizer, batch_size=BATCH_SIZE, device=str(device_choice.device),
         cancel=cancel, on_batch=on_batch,
     )
+    if progress is not None:
+        # HFLM calls its cache hook once per finished request; the hook only counts.
+        lm.set_cache_hook(_counting_hook(progress.request_done))
     output = simple_evaluate(
         model=lm,
         tasks=[config],
@@ -285,9 +345,14 @@ def run_evaluate(job: EvaluateJob, device_choice: DeviceChoice, events: EventWri
 
     results: list[EvaluationResult] = []
     predictions: dict[str, list[dict[str, Any]]] = {}
-    for subject in section.subjects:
+    progress = ItemProgress(events, len(items), request_count, len(section.subjects))
+    for subject_index, subject in enumerate(section.subjects):
         tokenizer, model = _load_subject_model(job, subject, device_choice)
-        run = evaluate_subject(model, tokenizer, task, config, len(items), request_count, device_choice, events, cancel, subject.key, task_manager)
+        progress.start_subject(subject_index, subject.key)
+        run = evaluate_subject(
+            model, tokenizer, task, config, len(items), request_count, device_choice, events, cancel, subject.key, task_manager, progress
+        )
+        progress.subject_done()
         scores = run["scores"]
         subject_predictions = [_prediction(sample) for sample in run["samples"]]
         correct = sum(1 for sample in run["samples"] if sample["acc"] == 1.0)

@@ -60,13 +60,22 @@ class StartedEvent(_Event):
 
 
 class ProgressEvent(_Event):
+    """Training progress in optimizer steps, or evaluation progress in scored items.
+
+    With `unit="items"` the counts are items over all subjects of the job, and the training
+    fields are absent. Otherwise `epoch`, `loss`, `learningRate` and `tokensPerSecond` are
+    required.
+    """
+
     type: Literal["progress"] = "progress"
     step: int = Field(ge=1)
     totalSteps: int = Field(ge=1)
-    epoch: NonNegativeFloat
-    loss: NonNegativeFloat
-    learningRate: NonNegativeFloat
-    tokensPerSecond: NonNegativeFloat
+    unit: Literal["steps", "items"] | None = None
+    subject: str | None = None
+    epoch: NonNegativeFloat | None = None
+    loss: NonNegativeFloat | None = None
+    learningRate: NonNegativeFloat | None = None
+    tokensPerSecond: NonNegativeFloat | None = None
     # Added after the first version, so events without them stay valid.
     etaSeconds: NonNegativeFloat | None = Field(
         default=None, description="Estimated seconds until the last step, from this run's mean step time."
@@ -75,6 +84,14 @@ class ProgressEvent(_Event):
     gpuMemoryBytes: NonNegativeInt | None = Field(
         default=None, description="Bytes allocated by the CUDA caching allocator; absent on the CPU."
     )
+
+    @model_validator(mode="after")
+    def _require_training_fields(self) -> ProgressEvent:
+        if self.unit != "items":
+            missing = [name for name in ("epoch", "loss", "learningRate", "tokensPerSecond") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a progress event in steps needs {', '.join(missing)}")
+        return self
 
 
 class CheckpointEvent(_Event):

@@ -5,7 +5,8 @@ const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
 /** What `followJob` reports: a state change, a training step, or an event the worker logged. */
 export type JobUpdate =
   | { kind: 'state'; state: string }
-  | { kind: 'progress'; step: number; totalSteps: number | null; loss: number | null; tokensPerSecond: number | null }
+  // `unit` is 'items' for evaluations, which count scored items and have no loss.
+  | { kind: 'progress'; step: number; totalSteps: number | null; unit: 'steps' | 'items'; loss: number | null; tokensPerSecond: number | null }
   | { kind: 'event'; type: string; attempt: number; payload: unknown; createdAt: string };
 
 export interface FollowOptions {
@@ -32,10 +33,10 @@ export async function followJob(client: Client, jobId: string, options: FollowOp
       lastState = job.state;
       options.onEvent?.({ kind: 'state', state: job.state });
     }
-    const progress = job.progress as { step?: number; totalSteps?: number; loss?: number; tokensPerSecond?: number } | null;
+    const progress = job.progress as { step?: number; totalSteps?: number; unit?: string; loss?: number; tokensPerSecond?: number } | null;
     if (typeof progress?.step === 'number' && progress.step !== lastStep) {
       lastStep = progress.step;
-      options.onEvent?.({ kind: 'progress', step: progress.step, totalSteps: progress.totalSteps ?? null, loss: progress.loss ?? null, tokensPerSecond: progress.tokensPerSecond ?? null });
+      options.onEvent?.({ kind: 'progress', step: progress.step, totalSteps: progress.totalSteps ?? null, unit: progress.unit === 'items' ? 'items' : 'steps', loss: progress.loss ?? null, tokensPerSecond: progress.tokensPerSecond ?? null });
     }
     for (const event of job.events) {
       const createdAt = new Date(event.createdAt).toISOString();

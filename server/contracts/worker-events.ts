@@ -19,21 +19,28 @@ export const workerEvent = z.discriminatedUnion('type', [
     hardware: z.string(),
     versions: z.record(z.string(), z.string()),
   }),
+  // A fine-tune counts optimizer steps and reports its loss; an evaluation counts scored
+  // items (`unit: 'items'`, across all subjects) and has no loss.
   z.object({
     ...base,
     type: z.literal('progress'),
     step: z.number().int().nonnegative(),
     totalSteps: z.number().int().nonnegative(),
-    epoch: z.number().nonnegative(),
-    loss: z.number(),
-    learningRate: z.number(),
-    tokensPerSecond: z.number().nonnegative(),
+    unit: z.enum(['steps', 'items']).optional(),
+    subject: z.string().optional(),
+    epoch: z.number().nonnegative().optional(),
+    loss: z.number().optional(),
+    learningRate: z.number().optional(),
+    tokensPerSecond: z.number().nonnegative().optional(),
     // Added after the first version; older workers leave them out.
     etaSeconds: z.number().nonnegative().optional(),
     cpuMemoryBytes: z.number().int().nonnegative().optional(),
     // Bytes the CUDA allocator holds; absent on the CPU.
     gpuMemoryBytes: z.number().int().nonnegative().optional(),
-  }),
+  }).refine(
+    (event) => event.unit === 'items' || (event.epoch !== undefined && event.loss !== undefined && event.learningRate !== undefined && event.tokensPerSecond !== undefined),
+    { message: 'a progress event in steps needs epoch, loss, learningRate and tokensPerSecond' },
+  ),
   z.object({ ...base, type: z.literal('checkpoint'), step: z.number().int().nonnegative(), path: z.string() }),
   z.object({
     ...base,

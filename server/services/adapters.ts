@@ -268,7 +268,10 @@ export async function getAdapterPage(db: Db, reader: Reader, requestedNamespace:
       yanked: detail!.yankedAt ? { at: detail!.yankedAt, reason: detail!.yankReason ?? '' } : null,
     },
     files,
-    scores: scores.map((s) => ({ taskId: s.taskId, accuracy: s.accuracy, stderr: s.stderr, correct: s.correct, total: s.total, createdAt: s.createdAt })),
+    scores: scores.map((s) => ({
+      id: s.id, taskId: s.taskId, accuracy: s.accuracy, stderr: s.stderr, correct: s.correct, total: s.total, createdAt: s.createdAt,
+      numFewshot: s.numFewshot, seed: s.seed, suiteId: s.suiteId, contaminated: s.contamination?.flagged === true,
+    })),
   };
 }
 

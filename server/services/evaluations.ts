@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { and, asc, desc, eq, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import { adapters, adapterVersions, benchmarkTasks, evalResults, evalSuites, evalSuiteTasks, jobs, namespaces, type TaskBaselines } from '@/drizzle/schema';
 import { getObject } from '../storage';
 import type { EvaluationResult } from '../contracts/worker-events';
@@ -8,6 +8,7 @@ import { getEnv } from '../env';
 import { logger } from '../logger';
 import { badRequest, notFound, notFoundAmong } from './errors';
 import { refreshListing } from './adapters';
+import { measureContamination, type ContaminationReport } from './contamination';
 import type { EvaluateParams } from './jobs';
 import type { VerifiedFile } from './uploads';
 import { readableAdapters, type Reader } from './visibility';
@@ -107,7 +108,8 @@ export async function listTasks(db: Db) {
   return db.select().from(benchmarkTasks).orderBy(benchmarkTasks.id);
 }
 
-function configHash(task: { id: string; version: number; dataSha256: string }, settings: { limit: number | null; numFewshot: number; seed: number }): string {
+/** Hashes the settings that make two results comparable; a suite task's results share this hash. */
+export function configHash(task: { id: string; version: number; dataSha256: string }, settings: { limit: number | null; numFewshot: number; seed: number }): string {
   return createHash('sha256').update(JSON.stringify([task.id, task.version, task.dataSha256, settings.limit, settings.numFewshot, settings.seed, SCORING_METHOD])).digest('hex');
 }
 
@@ -132,8 +134,13 @@ export async function createEvaluationJob(db: Db, input: {
 
   const [baseScore] = await db.select({ id: evalResults.id }).from(evalResults)
     .where(and(eq(evalResults.taskId, task.id), eq(evalResults.configHash, hash), eq(evalResults.baseModelId, version.baseModelId), isNull(evalResults.adapterVersionId))).limit(1);
+  // A queued or running job that already scores the base model under this configuration
+  // counts too, so the automatic evaluations of several new versions score the base once.
+  const [pendingBase] = baseScore ? [] : await db.select({ id: jobs.id }).from(jobs)
+    .where(and(eq(jobs.kind, 'evaluate'), eq(jobs.baseModelId, version.baseModelId), inArray(jobs.state, ['queued', 'running']),
+      sql`${jobs.params}->>'configHash' = ${hash}`, sql`${jobs.params}->'subjects' @> '[{"key": "base"}]'::jsonb`)).limit(1);
   const subjects = [
-    ...(baseScore ? [] : [{ key: 'base', adapterVersionId: null }]),
+    ...(baseScore || pendingBase ? [] : [{ key: 'base', adapterVersionId: null }]),
     { key: `adapter-version:${version.id}`, adapterVersionId: version.id },
   ];
   const params: EvaluateParams = {
@@ -149,15 +156,57 @@ export async function createEvaluationJob(db: Db, input: {
   return { jobId: job!.id };
 }
 
-/** Queues the evaluations a new version gets automatically: every task of its domain. */
-export async function createEvaluationJobsForVersion(db: Db, input: { versionId: number; parentJobId: string; limit: number | null; createdBy: string | null }) {
+/**
+ * Queues the evaluations a new version gets automatically. When a suite is registered for the
+ * adapter's domain, that suite and the general suite run, with the suites' own settings, so
+ * the results rank on the suite leaderboards. Otherwise, and whenever `limit` asks for a
+ * quick run, every task of the domain runs with that limit. `tasksWithoutSuite: false` (for
+ * uploads) queues nothing when the domain has no suite.
+ */
+export async function createEvaluationJobsForVersion(db: Db, input: {
+  versionId: number; parentJobId: string | null; limit: number | null; createdBy: string | null; namespaceId?: string; tasksWithoutSuite?: boolean;
+}) {
   const [version] = await db.select({ domain: adapters.domain }).from(adapterVersions).innerJoin(adapters, eq(adapters.id, adapterVersions.adapterId))
     .where(eq(adapterVersions.id, input.versionId)).limit(1);
   if (!version?.domain) return [];
+  const created: { jobId: string }[] = [];
+
+  const domainSuite = input.limit === null ? await latestSuiteOfDomain(db, version.domain) : null;
+  if (domainSuite) {
+    const general = version.domain === GENERAL_DOMAIN ? null : await latestSuiteOfDomain(db, GENERAL_DOMAIN);
+    for (const suite of [domainSuite, ...(general ? [general] : [])]) {
+      const queued = await createSuiteEvaluation(db, { versionId: input.versionId, suiteId: suite.id, suiteVersion: suite.version, createdBy: input.createdBy, namespaceId: input.namespaceId, parentJobId: input.parentJobId });
+      created.push(...queued.jobIds.map((jobId) => ({ jobId })));
+    }
+    return created;
+  }
+  if (input.tasksWithoutSuite === false) return created;
   const tasks = await db.select({ id: benchmarkTasks.id }).from(benchmarkTasks).where(eq(benchmarkTasks.domain, version.domain));
-  const created = [];
-  for (const task of tasks) created.push(await createEvaluationJob(db, { versionId: input.versionId, taskId: task.id, limit: input.limit, parentJobId: input.parentJobId, createdBy: input.createdBy }));
+  for (const task of tasks) created.push(await createEvaluationJob(db, { versionId: input.versionId, taskId: task.id, limit: input.limit, parentJobId: input.parentJobId, createdBy: input.createdBy, namespaceId: input.namespaceId }));
   return created;
+}
+
+/**
+ * Queues the automatic evaluations of a new version and logs, rather than raises, a failure:
+ * the version is published already, and anyone signed in can request the evaluation again.
+ */
+export async function evaluateNewVersion(db: Db, input: Parameters<typeof createEvaluationJobsForVersion>[1]) {
+  try {
+    return await createEvaluationJobsForVersion(db, input);
+  } catch (error) {
+    logger.error({ err: error, adapterVersionId: input.versionId }, 'automatic evaluation could not be queued');
+    return [];
+  }
+}
+
+/** The domain of the suite that measures forgetting: general knowledge an adapter should keep. */
+export const GENERAL_DOMAIN = 'general';
+
+/** Returns the newest version of the suite registered for a domain, or null; the oldest suite id wins a tie. */
+export async function latestSuiteOfDomain(db: Db, domain: string): Promise<{ id: string; version: number } | null> {
+  const [suite] = await db.select({ id: evalSuites.id, version: evalSuites.version }).from(evalSuites)
+    .where(eq(evalSuites.domain, domain)).orderBy(asc(evalSuites.id), desc(evalSuites.version)).limit(1);
+  return suite ?? null;
 }
 
 export async function recordEvaluationResults(db: Db, job: typeof jobs.$inferSelect, results: EvaluationResult[], hardware: string, durationSeconds: number) {
@@ -174,11 +223,23 @@ export async function recordEvaluationResults(db: Db, job: typeof jobs.$inferSel
       accNorm: result.accNorm, accNormStderr: result.accNormStderr, macroF1: result.macroF1 ?? null, harnessVersion: result.harnessVersion,
       numFewshot: result.numFewshot, seed: result.seed, taskConfigHash: result.configHash,
       suiteId: params.suite?.id ?? null, suiteVersion: params.suite?.version ?? null,
+      contamination: subject.adapterVersionId === null ? null : await contaminationOrSkip(db, subject.adapterVersionId, params, result.total),
     }).onConflictDoNothing();
     if (subject.adapterVersionId !== null) {
       const [version] = await db.select({ adapterId: adapterVersions.adapterId }).from(adapterVersions).where(eq(adapterVersions.id, subject.adapterVersionId));
       if (version) await refreshListing(db, version.adapterId);
     }
+  }
+}
+
+/** Measures contamination for a result; a failure is logged and stored as skipped so the result still records. */
+async function contaminationOrSkip(db: Db, adapterVersionId: number, params: EvaluateParams, itemCount: number): Promise<Record<string, unknown> | null> {
+  try {
+    const report: ContaminationReport | null = await measureContamination(db, { adapterVersionId, taskId: params.taskId, taskVersion: params.taskVersion, itemLimit: itemCount });
+    return report as Record<string, unknown> | null;
+  } catch (error) {
+    logger.error({ err: error, adapterVersionId, taskId: params.taskId }, 'contamination check failed');
+    return { status: 'skipped', reason: 'the check failed; the server log has the details' };
   }
 }
 
@@ -224,7 +285,7 @@ export async function leaderboard(db: Db, reader: Reader, taskId: string, baseMo
   for (const row of best.values()) {
     const base = baseScores.get(pairing(row)) ?? null;
     entries.push({
-      adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId!, baseModelId: row.baseModelId,
+      adapter: `${row.namespace}/${row.name}`, version: row.version!, adapterVersionId: row.adapterVersionId!, baseModelId: row.baseModelId, resultId: row.resultId,
       accuracy: row.accuracy, stderr: row.stderr, correct: row.correct, total: row.total, jobId: row.jobId,
       accNorm: row.accNorm, accNormStderr: row.accNormStderr, macroF1: row.macroF1,
       harnessVersion: row.harnessVersion, numFewshot: row.numFewshot, seed: row.seed, hardware: row.hardware, durationSeconds: row.durationSeconds,
@@ -303,7 +364,7 @@ export async function listSuites(db: Db) {
 }
 
 /** Queues one evaluation job per task of a suite version, each with the suite's few-shot count and seed. */
-export async function createSuiteEvaluation(db: Db, input: { versionId: number; suiteId: string; suiteVersion?: number; createdBy?: string | null; namespaceId?: string }) {
+export async function createSuiteEvaluation(db: Db, input: { versionId: number; suiteId: string; suiteVersion?: number; createdBy?: string | null; namespaceId?: string; parentJobId?: string | null }) {
   const suite = await getSuite(db, input.suiteId, input.suiteVersion);
   const jobIds = [];
   for (const task of suite.tasks) {
@@ -313,7 +374,7 @@ export async function createSuiteEvaluation(db: Db, input: { versionId: number; 
     }
     const { jobId } = await createEvaluationJob(db, {
       versionId: input.versionId, taskId: task.taskId, limit: task.limit, numFewshot: task.numFewshot, seed: suite.seed,
-      suite: { id: suite.id, version: suite.version }, createdBy: input.createdBy ?? null, namespaceId: input.namespaceId,
+      suite: { id: suite.id, version: suite.version }, createdBy: input.createdBy ?? null, namespaceId: input.namespaceId, parentJobId: input.parentJobId ?? null,
     });
     jobIds.push(jobId);
   }

@@ -11,7 +11,7 @@ import { publishAdapterVersion, ADAPTER_NAME } from './adapters';
 import { baseModelContextLength, getBaseModel } from './base-models';
 import { getDatasetVersion } from './datasets';
 import { badRequest, conflict, notFound } from './errors';
-import { createEvaluationJobsForVersion, DEFAULT_EVAL_SEED, getTask, recordEvaluationResults } from './evaluations';
+import { evaluateNewVersion, DEFAULT_EVAL_SEED, getTask, recordEvaluationResults } from './evaluations';
 import { verifyFiles, type UploadFile } from './uploads';
 import { recordEdgeExport, type ExportParams } from './edge';
 import { preflightFinetune } from './finetune-preflight';
@@ -341,7 +341,7 @@ export async function completeJob(db: Db, input: CompleteJob) {
     if (updated) {
       await addEvent(db, job.id, job.attempts, 'state', { state: 'succeeded', versionId: published.versionId, version: published.version });
       logger.info({ jobId: job.id, adapterVersionId: published.versionId }, 'fine-tune published');
-      await createEvaluationJobsForVersion(db, { versionId: published.versionId, parentJobId: job.id, limit: params.evalLimit, createdBy: job.createdBy });
+      await evaluateNewVersion(db, { versionId: published.versionId, parentJobId: job.id, limit: params.evalLimit, createdBy: job.createdBy });
       await recordJobEnded(db, job.id);
     }
     return { state: 'succeeded' as const, resultVersionId: published.versionId };
@@ -466,7 +466,7 @@ export async function getJob(db: Db, jobId: string) {
     attempts: job.attempts, maxAttempts: job.maxAttempts, cancelRequested: job.cancelRequested, progress: job.progress, summary: job.summary,
     error: job.error, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, result, children, dataset,
     checkpoint: job.checkpoint && { step: job.checkpoint.step, attempt: job.checkpoint.attempt },
-    lossCurve: progress.map(({ payload, attempt }) => ({
+    lossCurve: progress.filter(({ payload }) => typeof payload.loss === 'number').map(({ payload, attempt }) => ({
       attempt, step: payload.step as number, loss: payload.loss as number, tokensPerSecond: payload.tokensPerSecond as number,
       learningRate: payload.learningRate as number, cpuMemoryBytes: (payload.cpuMemoryBytes as number | undefined) ?? null,
       gpuMemoryBytes: (payload.gpuMemoryBytes as number | undefined) ?? null,

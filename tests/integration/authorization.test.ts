@@ -31,6 +31,7 @@ type InputOf = (f: Fixtures) => unknown;
 
 const uuid = '00000000-0000-4000-8000-000000000000';
 const adapterRef = { namespace: TEAM, name: ADAPTER };
+const adapterRefVersion = { ...adapterRef, version: 1 };
 const lease = { jobId: uuid, leaseToken: 'x'.repeat(32) };
 
 /** Expected rule and an input that names the team's fixtures, for every procedure. */
@@ -83,6 +84,10 @@ const MATRIX: Record<string, { rule: string; input: InputOf }> = {
   'edge.get': { rule: 'public', input: () => adapterRef },
   'edge.downloadUrl': { rule: 'public', input: () => ({ ...adapterRef, path: 'model.onnx' }) },
   'edge.requestExport': { rule: 'role:member:write:adapter', input: () => adapterRef },
+  'evals.suiteLeaderboard': { rule: 'public', input: () => ({ suiteId: 'x' }) },
+  'evals.compare': { rule: 'public', input: () => ({ versions: [adapterRefVersion, adapterRefVersion] }) },
+  'evals.run': { rule: 'public', input: () => ({ id: 1 }) },
+  'evals.versionScore': { rule: 'public', input: () => ({ ...adapterRef, version: 'latest', suiteId: 'x' }) },
   'evals.suites': { rule: 'public', input: () => undefined },
   'evals.suite': { rule: 'public', input: () => ({ id: 'x' }) },
   'evals.requestSuite': { rule: 'user:evaluate', input: () => ({ ...adapterRef, suiteId: 'x' }) },

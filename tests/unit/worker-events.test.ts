@@ -29,6 +29,10 @@ describe('worker event contract', () => {
     expect(workerEvent.safeParse({ type: 'failed', time: 1, reason: 'bored', message: 'x' }).success).toBe(false);
   });
 
+  it('accepts evaluation progress in items without a loss', () => {
+    expect(workerEvent.safeParse({ type: 'progress', time: 1, step: 3, totalSteps: 8, unit: 'items', subject: 'base' }).success).toBe(true);
+  });
+
   it('rejects a progress event without its loss', () => {
     expect(workerEvent.safeParse({ type: 'progress', time: 1, step: 1, totalSteps: 2, epoch: 0, learningRate: 0.1, tokensPerSecond: 5 }).success).toBe(false);
   });

@@ -2,6 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { marked } from 'marked';
 import { notFound, permanentRedirect } from 'next/navigation';
 import { parseModelCard } from '@/server/formats/model-card';
+import { selfReportedMetrics } from '@/server/formats/model-index';
 import sanitizeHtml from 'sanitize-html';
 import { archiveFileName, archivePath } from '@/lib/adapter-archive';
 import { formatBytes } from '@/lib/format';
@@ -9,6 +10,7 @@ import { serverCaller } from '@/lib/server-caller';
 import { DatasetLineage } from '../../finetune/dataset-lineage';
 import { DownloadButton } from './download-button';
 import { EdgeDownloadButton, ExportButton } from './edge-section';
+import { EvaluateButton } from './evaluate-button';
 import { LikeButton } from './like-button';
 import { VisibilityToggle } from './visibility-toggle';
 import { Playground } from './playground';
@@ -41,10 +43,12 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
   const edge = await caller.edge.get({ namespace: page.namespace, name: page.name, version: page.version.version });
   const report = edge.bundle?.report ?? null;
   const percent = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)}%`);
+  const suites = await caller.evals.suites();
   if (page.redirectedFrom) permanentRedirect(`/${page.namespace}/${page.name}${version ? `?version=${encodeURIComponent(version)}` : ''}`);
   const summary = page.version.configSummary as Record<string, unknown>;
   const card = page.version.cardMetadata as { license?: string | null; tags?: string[]; datasets?: string[]; language?: string[] };
   const lineage = page.version.lineage as Record<string, unknown> | null;
+  const selfReported = selfReportedMetrics((page.version.cardMetadata as { extra?: Record<string, unknown> }).extra);
 
   return (
     <>
@@ -134,13 +138,16 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
       </table>
 
       <h2>Scores</h2>
+      <EvaluateButton namespace={page.namespace} name={page.name} version={page.version.version} suites={suites.map((s) => ({ id: s.id, displayName: s.displayName }))} />
       {page.scores.length === 0 ? <p className="muted">No evaluation yet.</p> : (
         <table>
-          <thead><tr><th>Task</th><th>Accuracy</th><th>Correct / total</th></tr></thead>
+          <thead><tr><th>Task</th><th>Accuracy</th><th>Correct / total</th><th>Settings</th><th>Run</th></tr></thead>
           <tbody>{page.scores.map((s) => (
-            <tr key={`${s.taskId}-${String(s.createdAt)}`}>
+            <tr key={s.id}>
               <td><a href={`/leaderboard/${s.taskId}`}>{s.taskId}</a></td>
-              <td>{(s.accuracy * 100).toFixed(1)}% ± {(s.stderr * 100).toFixed(1)}</td><td>{s.correct} / {s.total}</td>
+              <td>{(s.accuracy * 100).toFixed(1)}% ± {(s.stderr * 100).toFixed(1)}{s.contaminated && <strong className="error"> contamination flagged</strong>}</td><td>{s.correct} / {s.total}</td>
+              <td>{s.numFewshot}-shot, seed {s.seed ?? '–'}{s.suiteId ? `, suite ${s.suiteId}` : ''}</td>
+              <td><a href={`/evals/runs/${s.id}`}>details</a></td>
             </tr>))}
           </tbody>
         </table>
@@ -189,6 +196,18 @@ export default async function AdapterPage({ params, searchParams }: { params: Pr
           </>
         )}
       </section>
+      {selfReported.length > 0 && (
+        <>
+          <h2>Self-reported scores</h2>
+          <p className="muted">From the model card&apos;s model-index; not measured here and never ranked.</p>
+          <table data-testid="self-reported">
+            <thead><tr><th>Data set</th><th>Metric</th><th>Value</th></tr></thead>
+            <tbody>{selfReported.map((m, index) => (
+              <tr key={index}><td>{m.dataset}{m.task ? ` (${m.task})` : ''}</td><td>{m.metric}</td><td>{m.value} <span className="badge">self-reported</span></td></tr>))}
+            </tbody>
+          </table>
+        </>
+      )}
 
       {lineage && (
         <>

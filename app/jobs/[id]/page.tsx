@@ -48,7 +48,7 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
   if (job.error) return <p className="error">{job.error.message}</p>;
   if (!job.data) return <p>Loading…</p>;
   const data = job.data;
-  const progress = data.progress as { step?: number; totalSteps?: number; loss?: number; learningRate?: number; tokensPerSecond?: number; etaSeconds?: number; cpuMemoryBytes?: number; gpuMemoryBytes?: number } | null;
+  const progress = data.progress as { step?: number; totalSteps?: number; unit?: string; subject?: string; loss?: number; learningRate?: number; tokensPerSecond?: number; etaSeconds?: number; cpuMemoryBytes?: number; gpuMemoryBytes?: number } | null;
   const params_ = data.params as Record<string, unknown>;
   const running = data.state === 'running';
   const canResume = data.kind === 'finetune' && (data.state === 'cancelled' || data.state === 'failed') && data.checkpoint !== null;
@@ -79,6 +79,12 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
       <h2>Timeline</h2>
       <Timeline entries={data.timeline as TimelineEntry[]} />
 
+      {data.kind === 'evaluate' && progress?.unit === 'items' && progress.step !== undefined && (
+        <p data-testid="eval-progress">
+          <progress value={progress.step} max={progress.totalSteps} /> {progress.step} / {progress.totalSteps} items scored
+          {progress.subject ? <span className="muted"> (now: {progress.subject})</span> : null}
+        </p>
+      )}
       {data.kind === 'finetune' && (
         <>
           <h2>Training</h2>

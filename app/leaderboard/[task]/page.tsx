@@ -39,7 +39,7 @@ export default async function LeaderboardPage({ params }: { params: Promise<{ ta
       </table>
       <h2>Adapters</h2>
       <table data-testid="leaderboard">
-        <thead><tr><th>Rank</th><th>Adapter</th><th>Accuracy</th><th>Macro-F1</th><th>Correct / total</th><th>Base model</th><th>Difference</th></tr></thead>
+        <thead><tr><th>Rank</th><th>Adapter</th><th>Accuracy</th><th>Macro-F1</th><th>Correct / total</th><th>Base model</th><th>Difference</th><th>Run</th></tr></thead>
         <tbody>{board.entries.map((e) => (
           <tr key={e.adapterVersionId}>
             <td>{e.rank}</td>
@@ -49,6 +49,7 @@ export default async function LeaderboardPage({ params }: { params: Promise<{ ta
             <td>{e.correct} / {e.total}</td>
             <td>{e.base ? `${percent(e.base.accuracy)} (${e.base.correct} / ${e.base.total})` : 'not scored'}</td>
             <td>{e.difference === null ? '–' : points(e.difference)}</td>
+            <td><a href={`/evals/runs/${e.resultId}`}>details</a></td>
           </tr>))}
         </tbody>
       </table>

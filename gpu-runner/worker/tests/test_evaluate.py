@@ -172,7 +172,7 @@ def test_evaluate_job_on_certain_task(tiny_base: Path, trained_adapter: TrainedA
     run = run_worker_job(evaluate_spec(tmp_path, tiny_base, task, subjects, limit=4), tmp_path / "spec.json")
 
     assert run.returncode == 0, run.stderr
-    types = [event_type for event_type in run.types() if event_type != "log"]
+    types = [event_type for event_type in run.types() if event_type not in ("log", "progress")]
     # Per subject: accuracy, acc_norm and macro-F1, because every item offers the same two choices.
     assert types == ["started"] + ["metric"] * 6 + ["artifact", "finished"]
     assert [metric.name for metric in run.of_type("metric")] == ["accuracy", "acc_norm", "macro_f1"] * 2
@@ -198,6 +198,15 @@ def test_evaluate_job_on_certain_task(tiny_base: Path, trained_adapter: TrainedA
         # Always the short choice on gold 0, 0, 1, 0: F1 = 2*3/(4+3) for it and 0 for the other.
         assert result.macroF1 == pytest.approx(3 / 7)
     assert results[0].configHash == results[1].configHash
+
+    # Progress counts items over both subjects and ends exact at each subject's last item.
+    progress = run.of_type("progress")
+    assert {(event.unit, event.totalSteps) for event in progress} == {("items", 8)}
+    steps = [event.step for event in progress]
+    assert steps == sorted(steps)
+    assert (4, "base") in [(event.step, event.subject) for event in progress]
+    assert (progress[-1].step, progress[-1].subject) == (8, "adapter-version:1")
+    assert all(event.loss is None for event in progress)
 
 
 def test_evaluate_job_writes_predictions(tiny_base: Path, tmp_path: Path) -> None:

@@ -56,6 +56,8 @@ INVALID_EVENTS: dict[str, dict[str, Any]] = {
     "extra field": {**VALID_PROGRESS, "accuracy": 0.5},
     "step zero": {**VALID_PROGRESS, "step": 0},
     "negative loss": {**VALID_PROGRESS, "loss": -0.1},
+    "step progress without loss": {k: v for k, v in VALID_PROGRESS.items() if k != "loss"},
+    "unknown progress unit": {"type": "progress", "time": 1.0, "step": 1, "totalSteps": 2, "unit": "tokens"},
     "string step": {**VALID_PROGRESS, "step": "one"},
     "unknown failure reason": {"type": "failed", "time": 1.0, "reason": "oops", "message": "x"},
     "empty failure message": {"type": "failed", "time": 1.0, "reason": "crash", "message": ""},

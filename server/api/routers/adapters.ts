@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { evaluateNewVersion } from '../../services/evaluations';
 import { closeUpload, finishUpload, beginUpload, rejectPickles, uploadFile } from '../../services/uploads';
 import { isVerifying } from '@/lib/upload-protocol';
 import {
@@ -75,6 +76,8 @@ export const adaptersRouter = router({
         description: input.description, domain: input.domain, publishedBy: ctx.user.id, label: input.label, changelog: input.changelog, visibility: input.visibility,
       });
       await closeUpload(ctx.db, input.uploadId);
+      // Uploads run the suites of their domain only, never the per-task fallback of fine-tunes.
+      await evaluateNewVersion(ctx.db, { versionId: published.versionId, parentJobId: null, limit: null, createdBy: ctx.user.id, tasksWithoutSuite: false });
       await recordAudit(ctx.db, { namespaceId: ctx.access.namespaceId, actorUserId: ctx.user.id, action: 'adapter.publish', target: `${ctx.access.namespace}/${input.name}`, details: { version: published.version, visibility: input.visibility ?? null } });
       return { ...published, namespace: ctx.access.namespace, name: input.name };
     }),

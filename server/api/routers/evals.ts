@@ -3,6 +3,7 @@ import { getAdapterPage } from '../../services/adapters';
 import { adapters } from '@/drizzle/schema';
 import { eq } from 'drizzle-orm';
 import { createEvaluationJob, createSuiteEvaluation, getSuite, leaderboard, listSuites, listTasks, registerSuite, registerTask } from '../../services/evaluations';
+import { compareVersions, evaluationRun, leaderboardSorts, suiteLeaderboard, versionSuiteScore } from '../../services/leaderboards';
 import { beginUpload, closeUpload, finishUpload, uploadFile } from '../../services/uploads';
 import { isVerifying } from '@/lib/upload-protocol';
 import { adminProcedure, publicProcedure, router, userProcedure, type Context } from '../trpc';
@@ -35,6 +36,33 @@ export const evalsRouter = router({
       const page = await getAdapterPage(ctx.db, ctx, input.namespace, input.name, input.version);
       return createEvaluationJob(ctx.db, { versionId: page.version.id, taskId: input.taskId, limit: input.limit, createdBy: ctx.user.id, namespaceId: await evaluationNamespace(ctx, page) });
     }),
+
+  /** Ranks adapter versions on one suite version and base model; sorting and filters come from the page's URL. */
+  suiteLeaderboard: publicProcedure.meta({ expensive: true })
+    .input(z.object({
+      suiteId: z.string().min(1).max(100), suiteVersion: z.number().int().positive().optional(), baseModelId: z.string().min(1).max(200).optional(),
+      sort: z.enum(leaderboardSorts).optional(), order: z.enum(['asc', 'desc']).optional(), query: z.string().max(200).optional(),
+      loraRank: z.number().int().positive().max(65536).optional(), hideContaminated: z.boolean().optional(),
+    }))
+    .query(({ ctx, input }) => suiteLeaderboard(ctx.db, ctx, input)),
+
+  /** Per-task scores of 2 to 4 adapter versions of one base model, with differences from the first. */
+  compare: publicProcedure.meta({ expensive: true })
+    .input(z.object({
+      versions: z.array(z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.number().int().positive() }))
+        .min(2, 'choose at least 2 versions to compare').max(4, 'compare at most 4 versions at once'),
+    }))
+    .query(({ ctx, input }) => compareVersions(ctx.db, ctx, input.versions)),
+
+  /** One evaluation result with its settings, baselines, job and contamination check. */
+  run: publicProcedure
+    .input(z.object({ id: z.number().int().positive() }))
+    .query(({ ctx, input }) => evaluationRun(ctx.db, ctx, input.id)),
+
+  /** A version's comparable score on the latest version of a suite; the badge route draws it. */
+  versionScore: publicProcedure.meta({ expensive: true })
+    .input(z.object({ namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.union([z.number().int().positive(), z.literal('latest')]), suiteId: z.string().min(1).max(100) }))
+    .query(({ ctx, input }) => versionSuiteScore(ctx.db, ctx, input)),
 
   suites: publicProcedure.query(({ ctx }) => listSuites(ctx.db)),
 
