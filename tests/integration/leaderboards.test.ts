@@ -79,11 +79,12 @@ describe('suite leaderboards on seeded results', () => {
   });
 
   it('sorts and filters without changing ranks', async () => {
+    // The namespace is `lb-` and 8 random hex digits, so a bare `lb-b` could match both adapters.
     const byGain = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID, sort: 'gain', order: 'asc' });
     expect(byGain.entries.map((e) => [e.rank, e.name])).toEqual([[2, 'lb-b'], [1, 'lb-a']]);
     const byDownloads = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID, sort: 'downloads' });
     expect(byDownloads.entries.map((e) => e.name)).toEqual(['lb-b', 'lb-a']);
-    const named = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID, query: 'LB-B' });
+    const named = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID, query: '/LB-B@' });
     expect(named.entries.map((e) => [e.rank, e.name])).toEqual([[2, 'lb-b']]);
     const rank8 = await user.client.evals.suiteLeaderboard.query({ suiteId: board.domainSuite, baseModelId: TINY_BASE_ID, loraRank: 8 });
     expect(rank8.entries.map((e) => e.name)).toEqual(['lb-a']);

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq, isNotNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, fileSource, followJob, uploadFiles, type Client, type JobUpdate } from '@adapters/client';
-import { adapterVersions, users } from '@/drizzle/schema';
+import { adapterVersions, evalResults, users } from '@/drizzle/schema';
 import { finalizeUpload } from '@/lib/upload-protocol';
 import { createCaller } from '@/server/api/root';
 import { createContext } from '@/server/api/trpc';
@@ -186,5 +186,19 @@ describe('private adapters', () => {
     expect(await entries(anonymous)).not.toContain(`${team}/secret`);
     expect(await entries(outsider.client)).not.toContain(`${team}/secret`);
     expect((await viewer.client.adapters.get.query({ namespace: team, name: 'secret' })).scores.length).toBeGreaterThan(0);
+
+    // The run page, the comparison and the badge hide the private version's scores the same way.
+    const [result] = await (await getDb()).select({ id: evalResults.id }).from(evalResults)
+      .where(and(eq(evalResults.jobId, jobId), isNotNull(evalResults.adapterVersionId)));
+    expect((await viewer.client.evals.run.query({ id: result!.id })).adapter).toBe(`${team}/secret`);
+    expect(await codeOf(outsider.client.evals.run.query({ id: result!.id }))).toBe('NOT_FOUND');
+    expect(await codeOf(anonymous.evals.run.query({ id: result!.id }))).toBe('NOT_FOUND');
+    const pair = [{ namespace: team, name: 'secret', version: 1 }, { namespace: team, name: 'open', version: 1 }];
+    expect(await codeOf(outsider.client.evals.compare.query({ versions: pair }))).toBe('NOT_FOUND');
+    // Badges: an outsider is stopped at the adapter, a member only at the unknown suite.
+    const score = { namespace: team, name: 'secret', version: 1, suiteId: 'no-such-suite' } as const;
+    await expect(outsider.client.evals.versionScore.query(score)).rejects.toThrow(`adapter ${team}/secret not found`);
+    await expect(viewer.client.evals.versionScore.query(score)).rejects.toThrow('evaluation suite "no-such-suite" not found');
+    expect((await fetch(`${appUrl}/api/badge/${team}/secret/1/no-such-suite.svg`)).status).toBe(404);
   });
 });
