@@ -83,6 +83,7 @@ const MATRIX: Record<string, { rule: string; input: InputOf }> = {
   'edge.get': { rule: 'public', input: () => adapterRef },
   'edge.downloadUrl': { rule: 'public', input: () => ({ ...adapterRef, path: 'model.onnx' }) },
   'edge.requestExport': { rule: 'role:member:write:adapter', input: () => adapterRef },
+  'edge.requestBaseExport': { rule: 'admin', input: () => ({ baseModelId: 'tiny-llama' }) },
   'evals.suites': { rule: 'public', input: () => undefined },
   'evals.suite': { rule: 'public', input: () => ({ id: 'x' }) },
   'evals.requestSuite': { rule: 'user:evaluate', input: () => ({ ...adapterRef, suiteId: 'x' }) },
