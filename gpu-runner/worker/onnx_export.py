@@ -262,6 +262,14 @@ def export_graph(model: Any, out_path: Path, max_rank: int | None) -> None:
         for part in ("key", "value"):
             dynamic_axes[f"past_key_values.{index}.{part}"] = {0: BATCH, 2: PAST_SEQ}
             dynamic_axes[f"present.{index}.{part}"] = {0: BATCH, 2: TOTAL_SEQ}
+        if max_rank is not None:
+            # A dynamic rank per module lets a caller feed an adapter's factors at their own rank,
+            # with no padding copy, and a rank-1 zero pair for untargeted modules. max_rank is the
+            # rank of the example inputs only; the manifest keeps it as the advertised bound.
+            for module in BLOCK_LINEAR_MODULES:
+                rank = f"rank.{index}.{module}"
+                dynamic_axes[f"lora.{index}.{module}.A"] = {0: rank}
+                dynamic_axes[f"lora.{index}.{module}.B"] = {1: rank}
     # NOTE: only models under the 2 GB protobuf limit have been exported. Larger ones would
     # need external data, and a bundle upload accepts at most 32 files.
     with torch.no_grad():
