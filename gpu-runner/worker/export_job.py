@@ -146,8 +146,8 @@ def run_export(job: ExportJob, events: EventWriter, cancel: CancellationFlag) ->
     events.log("info", f"exported {len(manifest['variants'])} ONNX variants, {bundle_bytes} bytes, in {export_seconds:.1f} s")
     _check_cancel(cancel)
 
-    # The edge report compares the merged graphs with PyTorch; a lora-inputs graph alone (the
-    # playground's shared-base graph) has no report, so its reference would go unused.
+    # The edge report compares the merged graphs with PyTorch. A lora-inputs graph alone (the
+    # playground's shared-base graph) gets no report, so it needs no reference.
     reference: dict[str, Any] = write_reference(job, events, cancel) if section.merged else {"prompts": None, "items": None, "msPerToken": None}
     events.emit(FinishedEvent(summary=ExportSummary(
         manifest=manifest,

@@ -41,7 +41,7 @@ function python(code: string, args: string[]): string {
 
 // Saves a PEFT adapter with random nonzero factors, then prints the logits of the merged model
 // (merge_and_unload) at the last two positions of the tokens in argv[4], as JSON. rank_pattern gives v_proj rank 2, so
-// two ranks below MAX_RANK are padded.
+// the adapter has two ranks, both below MAX_RANK.
 const MAKE_ADAPTER_AND_REFERENCE = `
 import json, sys, torch
 from peft import LoraConfig, get_peft_model
