@@ -1,18 +1,26 @@
 /**
  * Adapter switch time in the playground, SmolLM2-135M-Instruct on the CPU:
  *
- * - shared base: with the base graph's session already loaded, a new adapter's tensors are
- *   read from adapter_model.safetensors, padded to the maximum rank and fed to that session,
- *   up to the first generated token.
+ * - shared base: with the base graph's session already loaded, a new adapter's
+ *   adapter_config.json and adapter_model.safetensors are read from the local disk, parsed
+ *   and turned into the session's LoRA input tensors (at the adapter's own rank on a graph
+ *   with a dynamic rank, padded to the maximum rank on an older fixed-rank graph).
  * - merged baseline: an InferenceSession is created for the same adapter merged into an
- *   ordinary ONNX graph, up to the first generated token.
+ *   ordinary ONNX graph, read from the same local disk.
  *
- * Both run in this one process on the same machine, for the same prompt. Usage:
+ * The switch time is each side's time until the next session.run could start: tensors ready
+ * on one side, session created on the other. Neither includes the prompt's prefill, which is
+ * reported separately as the time to the first token. Both run in this one process on the
+ * same machine, for the same prompt, alternating per adapter. Usage:
  *
- *   nice npx tsx bench/playground-switch.ts [--adapters 4] [--rank 16]
+ *   nice npx tsx bench/playground-switch.ts [--adapters 4] [--rank 16] [--repeats 1]
+ *
+ * CPU times (process.cpuUsage, all threads, onnxruntime's included) are reported beside the
+ * wall times, because they change less with other load on the machine.
  *
  * It prepares .data/bench-playground/ once (random PEFT adapters, the shared graph with
- * maximum rank 64, and one merged graph per adapter); later runs reuse it.
+ * maximum rank 64, and one merged graph per adapter); later runs reuse it, so delete
+ * shared/ to measure a graph from a newer exporter.
  */
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -25,7 +33,10 @@ import { baseGraph } from '../server/playground/graph';
 import { Generation, pickToken, promptTokens } from '../server/playground/generate';
 
 const root = path.resolve(import.meta.dirname, '..');
-const { values: options } = parseArgs({ options: { adapters: { type: 'string', default: '4' }, rank: { type: 'string', default: '16' } } });
+const { values: options } = parseArgs({ options: { adapters: { type: 'string', default: '4' }, rank: { type: 'string', default: '16' }, repeats: { type: 'string', default: '1' } } });
+// Shared-base switches per adapter; the reported figure is their median, because one switch
+// takes tens of milliseconds and a busy machine's scheduler adds as much.
+const REPEATS = Number(options.repeats);
 const ADAPTERS = Number(options.adapters);
 const RANK = Number(options.rank);
 const MODEL = path.join(root, '.data/models/smollm2-135m-instruct');
@@ -108,39 +119,66 @@ async function main(): Promise<void> {
   // One warm-up generation, so neither side pays for onnxruntime's first-run allocations.
   await new Generation(graph, graph.zeroLora, prompt, { temperature: 0, maxTokens: 1, seed: 1 }).step();
 
-  const shared: { tensorsMs: number; firstTokenMs: number; token: number }[] = [];
-  const merged: { sessionMs: number; firstTokenMs: number; token: number }[] = [];
+  const shared: { tensorsMs: number; tensorsCpuMs: number; readMs: number; firstTokenMs: number; token: number }[] = [];
+  const merged: { sessionMs: number; sessionCpuMs: number; firstTokenMs: number; token: number }[] = [];
+  const cpuMsSince = (start: NodeJS.CpuUsage) => {
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1000;
+  };
   for (let i = 0; i < ADAPTERS; i++) {
     const adapter = path.join(WORK, `adapter-${i}`);
-    const start = performance.now();
-    // Unique keys and a zero cap: every switch reads and pads the tensors again.
-    const feeds = await adapterFeeds(graph, {
-      configSha256: `bench-${i}-${start}`, weightsSha256: `bench-${i}-${start}`,
-      readConfig: () => fs.readFile(path.join(adapter, 'adapter_config.json')),
-      readWeights: () => fs.readFile(path.join(adapter, 'adapter_model.safetensors')),
-    }, 0);
-    const tensorsMs = performance.now() - start;
+    const switches: { tensorsMs: number; tensorsCpuMs: number; readMs: number }[] = [];
+    let feeds: Record<string, ort.Tensor> = {};
+    let start = 0;
+    for (let repeat = 0; repeat < REPEATS; repeat++) {
+      let readMs = 0;
+      const cpuStart = process.cpuUsage();
+      start = performance.now();
+      // Unique keys and a zero cap: every switch reads and converts the tensors again.
+      feeds = await adapterFeeds(graph, {
+        configSha256: `bench-${i}-${start}`, weightsSha256: `bench-${i}-${start}`,
+        readConfig: () => fs.readFile(path.join(adapter, 'adapter_config.json')),
+        readWeights: async () => {
+          const bytes = await fs.readFile(path.join(adapter, 'adapter_model.safetensors'));
+          readMs = performance.now() - start;
+          return bytes;
+        },
+      }, 0);
+      switches.push({ tensorsMs: performance.now() - start, tensorsCpuMs: cpuMsSince(cpuStart), readMs });
+    }
+    const tensorsMs = median(switches.map((entry) => entry.tensorsMs));
+    const tensorsCpuMs = median(switches.map((entry) => entry.tensorsCpuMs));
+    const readMs = median(switches.map((entry) => entry.readMs));
     const generation = new Generation(graph, feeds, prompt, { temperature: 0, maxTokens: 1, seed: 1 });
     const token = pickToken(await generation.logits(prompt), 0, Math.random);
-    shared.push({ tensorsMs, firstTokenMs: performance.now() - start, token });
+    shared.push({ tensorsMs, tensorsCpuMs, readMs, firstTokenMs: performance.now() - start, token });
 
+    const mergedCpuStart = process.cpuUsage();
     const mergedStart = performance.now();
     const session = await ort.InferenceSession.create(path.join(WORK, `merged-${i}`, 'model.onnx'), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
     const sessionMs = performance.now() - mergedStart;
+    const sessionCpuMs = cpuMsSince(mergedCpuStart);
     const mergedToken = await mergedFirstToken(session, prompt, numLayers, numKeyValueHeads, headDim);
-    merged.push({ sessionMs, firstTokenMs: performance.now() - mergedStart, token: mergedToken });
+    merged.push({ sessionMs, sessionCpuMs, firstTokenMs: performance.now() - mergedStart, token: mergedToken });
     await session.release();
   }
 
   const sharedFirst = median(shared.map((s) => s.firstTokenMs));
   const mergedFirst = median(merged.map((m) => m.firstTokenMs));
+  const sharedSwitch = median(shared.map((s) => s.tensorsMs));
+  const mergedSwitch = median(merged.map((m) => m.sessionMs));
   console.log(JSON.stringify({
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
     onnxruntime: ort.env.versions.common, adapters: ADAPTERS, rank: RANK, maxRank: graph.shape.maxRank, promptTokens: prompt.length,
     baseSessionLoadMs: Math.round(baseLoadMs),
-    shared: shared.map((s) => ({ tensorsMs: Math.round(s.tensorsMs), firstTokenMs: Math.round(s.firstTokenMs) })),
-    merged: merged.map((m) => ({ sessionMs: Math.round(m.sessionMs), firstTokenMs: Math.round(m.firstTokenMs) })),
+    dynamicRank: graph.shape.dynamicRank,
+    repeats: REPEATS,
+    shared: shared.map((s) => ({ tensorsMs: Number(s.tensorsMs.toFixed(1)), tensorsCpuMs: Number(s.tensorsCpuMs.toFixed(1)), readMs: Number(s.readMs.toFixed(1)), firstTokenMs: Math.round(s.firstTokenMs) })),
+    merged: merged.map((m) => ({ sessionMs: Math.round(m.sessionMs), sessionCpuMs: Math.round(m.sessionCpuMs), firstTokenMs: Math.round(m.firstTokenMs) })),
     sameFirstToken: shared.map((s, i) => s.token === merged[i]!.token),
+    medianSharedSwitchMs: Number(sharedSwitch.toFixed(1)), medianMergedSwitchMs: Math.round(mergedSwitch),
+    switchSpeedup: Number((mergedSwitch / sharedSwitch).toFixed(1)),
+    medianSharedSwitchCpuMs: Number(median(shared.map((s) => s.tensorsCpuMs)).toFixed(1)), medianMergedSwitchCpuMs: Math.round(median(merged.map((m) => m.sessionCpuMs))),
     medianSharedFirstTokenMs: Math.round(sharedFirst), medianMergedFirstTokenMs: Math.round(mergedFirst),
     speedup: Number((mergedFirst / sharedFirst).toFixed(1)),
   }, null, 1));

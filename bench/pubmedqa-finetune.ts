@@ -51,7 +51,7 @@ async function main() {
     }
     const { token } = await ensureUser(createClient({ url }), { email: 'bench@example.com', password: 'bench-password', namespace: 'bench' }, { admin: true });
     const client = createClient({ url, token });
-    await registerBaseModelFromFolder(client, path.join(root, '.data', 'models', 'smollm2-135m-instruct'), 'smollm2-135m-instruct', 'SmolLM2-135M-Instruct');
+    await registerBaseModelFromFolder(client, path.join(root, '.data', 'models', 'smollm2-135m-instruct'), 'smollm2-135m-instruct', 'SmolLM2-135M-Instruct', { exportPlaygroundGraph: false });
     const demo = await writeDemoData(path.join(dir, 'demo'));
     await registerTaskFromFile(client, demo.taskPath, PUBMEDQA_TASK);
     const dataset = await uploadDataset(client, demo.trainPath, 'pubmedqa-train', 'smollm2-135m-instruct');

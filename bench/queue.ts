@@ -70,7 +70,7 @@ async function main() {
     { cwd: path.join(root, 'gpu-runner'), stdio: ['ignore', 'ignore', 'inherit'] });
   const { token } = await ensureUser(createClient({ url }), { email: 'bench@example.com', password: 'bench-password', namespace: 'bench' }, { admin: true });
   const admin = createClient({ url, token });
-  await registerBaseModelFromFolder(admin, tinyDir, 'tiny-llama', 'Tiny random Llama (benchmark)');
+  await registerBaseModelFromFolder(admin, tinyDir, 'tiny-llama', 'Tiny random Llama (benchmark)', { exportPlaygroundGraph: false });
   const taskFile = path.join(workDir, 'task.jsonl');
   await fs.writeFile(taskFile, toJsonl((await pubmedqaSplits()).task.slice(0, 5)));
   await registerTaskFromFile(admin, taskFile, PUBMEDQA_TASK);

@@ -18,8 +18,10 @@ export async function ensureUser(client: Client, input: { email: string; passwor
  * Uploads a folder written by `python -m worker prepare-base` (or make-tiny) and registers it.
  * An `onnx/` subfolder (the playground's shared-base graph from `worker export-onnx
  * --lora-inputs`) is stored with it, and the app downloads it on first playground use.
+ * Without one, the app queues a runner job that exports the graph, unless
+ * `exportPlaygroundGraph` is false.
  */
-export async function registerBaseModelFromFolder(client: Client, dir: string, id: string, displayName: string) {
+export async function registerBaseModelFromFolder(client: Client, dir: string, id: string, displayName: string, options: { exportPlaygroundGraph?: boolean } = {}) {
   const manifest = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
   const files = (await describeFolder(dir)).filter((file) => file.path !== 'manifest.json');
   const graphDir = path.join(dir, 'onnx');
@@ -28,7 +30,7 @@ export async function registerBaseModelFromFolder(client: Client, dir: string, i
   }
   const begun = await client.baseModels.beginUpload.mutate({ files: files.map(announce) });
   await putFiles(files, begun.files);
-  return finalizeUpload(() => client.baseModels.register.mutate({ uploadId: begun.uploadId, id, displayName, manifest }));
+  return finalizeUpload(() => client.baseModels.register.mutate({ uploadId: begun.uploadId, id, displayName, manifest, exportPlaygroundGraph: options.exportPlaygroundGraph ?? true }));
 }
 
 export async function registerTaskFromFile(client: Client, file: string, input: { id: string; displayName: string; description: string; domain: string }) {

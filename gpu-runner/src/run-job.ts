@@ -191,7 +191,7 @@ export async function runJob(options: {
       }
       spec.export = {
         outputDir: path.join(workDir, 'edge'), referenceDir: path.join(workDir, 'edge-reference'),
-        adapterPath: job.export.adapterFiles.length > 0 ? adapterPath : null, loraInputs: job.export.loraInputs,
+        adapterPath: job.export.adapterFiles.length > 0 ? adapterPath : null, loraInputs: job.export.loraInputs, merged: job.export.merged,
         maxRank: job.export.maxRank, task, generateTokens: job.export.generateTokens,
       };
     }
@@ -244,8 +244,11 @@ export async function runJob(options: {
       outcome = { status: 'succeeded', summary: { ...finishedEvent.summary, versions, wallSeconds }, hardware };
       if (job.kind === 'finetune') outcome.files = await whileLeased(() => uploadOutputs(client, lease, path.join(workDir, 'adapter')));
       else if (job.kind === 'export') {
-        // The report is measured here, with the runtime edge devices use, before the bundle is uploaded.
-        outcome.edgeReport = await measureEdgeBundle({ bundleDir: path.join(workDir, 'edge'), referenceDir: path.join(workDir, 'edge-reference'), log });
+        // The report is measured here, with the runtime edge devices use, before the bundle is
+        // uploaded. It compares the merged graphs, so a lora-inputs-only export has none.
+        if (job.export?.merged !== false) {
+          outcome.edgeReport = await measureEdgeBundle({ bundleDir: path.join(workDir, 'edge'), referenceDir: path.join(workDir, 'edge-reference'), log });
+        }
         outcome.files = await whileLeased(() => uploadOutputs(client, lease, path.join(workDir, 'edge')));
       } else outcome.results = (finishedEvent.summary.results ?? []) as EvaluationResult[];
     } else {

@@ -181,10 +181,11 @@ class ExportSummary(_StrictModel):
     manifest: dict[str, Any] = Field(description="The bundle's manifest.json, as written (see docs/edge.md).")
     bundleBytes: NonNegativeInt
     exportSeconds: NonNegativeFloat
-    referencePrompts: NonNegativeInt
-    referenceTaskItems: NonNegativeInt
+    # The reference fields are null for an export without the merged graphs (nothing to compare).
+    referencePrompts: NonNegativeInt | None
+    referenceTaskItems: NonNegativeInt | None
     # Greedy decoding with the transformers KV cache, after the prompt, in milliseconds per token.
-    pytorchMsPerToken: NonNegativeFloat
+    pytorchMsPerToken: NonNegativeFloat | None
     pytorchPeakMemoryBytes: NonNegativeInt
 
 

@@ -133,20 +133,22 @@ def write_reference(job: ExportJob, events: EventWriter, cancel: CancellationFla
 
 
 def run_export(job: ExportJob, events: EventWriter, cancel: CancellationFlag) -> None:
-    """Export the bundle, write the reference, then print `finished` with the manifest."""
+    """Export the bundle, write the reference (merged exports only), then print `finished` with the manifest."""
     section = job.export
     start = time.monotonic()
     manifest = export_bundle(
         Path(job.baseModel.path), Path(section.outputDir),
         adapter_dir=Path(section.adapterPath) if section.adapterPath else None,
-        lora_inputs=section.loraInputs, max_rank=section.maxRank,
+        lora_inputs=section.loraInputs, max_rank=section.maxRank, merged=section.merged, int8=section.merged,
     )
     export_seconds = time.monotonic() - start
     bundle_bytes = sum(entry["size"] for entry in manifest["files"])
     events.log("info", f"exported {len(manifest['variants'])} ONNX variants, {bundle_bytes} bytes, in {export_seconds:.1f} s")
     _check_cancel(cancel)
 
-    reference = write_reference(job, events, cancel)
+    # The edge report compares the merged graphs with PyTorch. A lora-inputs graph alone (the
+    # playground's shared-base graph) gets no report, so it needs no reference.
+    reference: dict[str, Any] = write_reference(job, events, cancel) if section.merged else {"prompts": None, "items": None, "msPerToken": None}
     events.emit(FinishedEvent(summary=ExportSummary(
         manifest=manifest,
         bundleBytes=bundle_bytes,

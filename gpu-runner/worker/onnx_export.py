@@ -5,15 +5,14 @@ Two graph variants share one forward pass written here with plain tensor operati
 - merged: the adapter is merged into the base weights (PEFT merge_and_unload) and the
   graph has a key/value cache;
 - lora-inputs: the base weights once, where every LoRA-target linear layer computes
-  `W x + B (A x)` with A and B as graph inputs zero-padded to a maximum rank.
+  `W x + B (A x)` with A and B as graph inputs of a dynamic rank.
 
 The forward pass is written out instead of tracing transformers' own modeling code,
 because that code builds its cache and masks with Python objects that the TorchScript
 exporter cannot follow across dynamic sequence lengths. The weights, rotary
 frequencies and norms are the loaded model's own modules, and tests compare the
-graphs' logits with transformers'. The int8 variant is ONNX Runtime's dynamic
-quantization of the merged graph: weights are stored as int8, activations are
-quantized at run time.
+graphs' logits with transformers'. The int8 variant stores the merged graph's weights
+as int8 (see quantize_int8).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import json
 import logging
 import math
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,14 @@ def export_graph(model: Any, out_path: Path, max_rank: int | None) -> None:
         for part in ("key", "value"):
             dynamic_axes[f"past_key_values.{index}.{part}"] = {0: BATCH, 2: PAST_SEQ}
             dynamic_axes[f"present.{index}.{part}"] = {0: BATCH, 2: TOTAL_SEQ}
+        if max_rank is not None:
+            # A dynamic rank per module lets a caller feed an adapter's factors at their own rank,
+            # with no padding copy, and a rank-1 zero pair for untargeted modules. max_rank is the
+            # rank of the example inputs only; the manifest keeps it as the advertised bound.
+            for module in BLOCK_LINEAR_MODULES:
+                rank = f"rank.{index}.{module}"
+                dynamic_axes[f"lora.{index}.{module}.A"] = {0: rank}
+                dynamic_axes[f"lora.{index}.{module}.B"] = {1: rank}
     # NOTE: only models under the 2 GB protobuf limit have been exported. Larger ones would
     # need external data, and a bundle upload accepts at most 32 files.
     with torch.no_grad():
@@ -280,11 +288,32 @@ def export_graph(model: Any, out_path: Path, max_rank: int | None) -> None:
         )
 
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Write the 8-bit dynamically quantized copy of an fp32 graph (weights int8, activations quantized at run time)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+# MatMul weights are quantized in blocks of this many input rows, each with its own scale.
+INT8_BLOCK_SIZE = 32
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Write the 8-bit weight-only copy of an fp32 graph.
+
+    MatMul weights become MatMulNBits nodes (8 bits, symmetric, one scale per block of 32),
+    and the embedding table becomes an int8 Gather with one scale. Activations stay float32
+    except inside MatMulNBits, which accuracy level 4 lets compute with int8 inputs per block.
+    ONNX Runtime's quantize_dynamic also quantized the activations per tensor at run time,
+    which flipped the top token on 2 of the 4 reference prompts of SmolLM2-135M
+    (docs/benchmarks.md, edge export).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=INT8_BLOCK_SIZE, is_symmetric=True, accuracy_level=4)
+    quantizer.process()
+    with tempfile.TemporaryDirectory() as scratch:
+        matmuls = Path(scratch) / "matmul-int8.onnx"
+        quantizer.model.save_model_to_file(str(matmuls), use_external_data_format=False)
+        # MatMulNBitsQuantizer's Gather path needs a newer opset than the graphs use, so the
+        # embedding goes through quantize_dynamic, which quantizes Gather weights only.
+        quantize_dynamic(str(matmuls), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
 
 
 def sha256_file(path: Path) -> str:

@@ -153,6 +153,7 @@ class ExportSection(_SpecModel):
     referenceDir: AbsolutePath = Field(description="Folder for the PyTorch reference that the runner's edge report compares against.")
     adapterPath: AbsolutePath | None = Field(default=None, description="LoRA adapter folder to merge; absent exports the base model.")
     loraInputs: bool = Field(default=False, description="Also export the base graph with LoRA A and B as inputs.")
+    merged: bool = Field(default=True, description="Export the merged fp32 and int8 graphs and the PyTorch reference; false needs loraInputs and skips both.")
     maxRank: int = Field(default=64, ge=1, le=4096, description="Rank the LoRA inputs are padded to.")
     task: ExportTask | None = Field(default=None, description="Domain task whose items the edge report scores; absent skips scoring.")
     generateTokens: int = Field(default=16, ge=1, le=512, description="Tokens generated greedily to time PyTorch per token.")

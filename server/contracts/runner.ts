@@ -104,13 +104,16 @@ export const claimedJob = z.object({
     }),
     subjects: z.array(z.object({ key: z.string(), adapterFiles: z.array(remoteFile).optional() })),
   }).optional(),
-  // An ONNX edge export of one adapter version (see docs/edge.md).
+  // An ONNX edge export of one adapter version, or of the base model alone when
+  // adapterVersionId is null (the playground's shared-base graph; see docs/edge.md).
   export: z.object({
-    adapterVersionId: z.number().int().positive(),
+    adapterVersionId: z.number().int().positive().nullable(),
     adapterFiles: z.array(remoteFile),
     // The items of the adapter's domain task that the edge report scores; null skips scoring.
     task: z.object({ id: z.string(), file: remoteFile, limit: z.number().int().positive().max(200) }).nullable(),
     loraInputs: z.boolean(),
+    // False exports only the lora-inputs graph, with no merged graphs and no edge report.
+    merged: z.boolean().default(true),
     maxRank: z.number().int().min(1).max(4096),
     generateTokens: z.number().int().min(1).max(512),
   }).optional(),

@@ -1,9 +1,13 @@
 /**
  * Turns a PEFT LoRA adapter (adapter_config.json and adapter_model.safetensors bytes) into
- * the LoRA inputs of a shared-base ONNX graph: `lora.{layer}.{module}.A` [r_max, in_features]
- * and `lora.{layer}.{module}.B` [out_features, r_max], float32. A module of rank r fills the
- * first r rows of A and the first r columns of B; the rest stays zero, which adds nothing.
- * The scale (alpha / r, or alpha / sqrt(r) with rsLoRA) is folded into B.
+ * the LoRA inputs of a shared-base ONNX graph: `lora.{layer}.{module}.A` [r, in_features]
+ * and `lora.{layer}.{module}.B` [out_features, r], float32. The scale (alpha / r, or
+ * alpha / sqrt(r) with rsLoRA) is folded into B.
+ *
+ * A graph with a dynamic rank dimension takes each factor at the adapter's own rank r, and
+ * F32 A factors are then views of the file's bytes, not copies. A graph exported with a fixed
+ * rank r_max gets padded factors: a module of rank r fills the first r rows of A and the first
+ * r columns of B, and the rest stays zero, which adds nothing.
  */
 import { alphaFor, rankFor, type LoraConfig } from './peft-config';
 import { parseHeader, readHeaderLength, type TensorInfo } from './safetensors';
@@ -11,15 +15,23 @@ import { parseHeader, readHeaderLength, type TensorInfo } from './safetensors';
 /** LoRA input shapes of a graph, from its manifest. */
 export interface LoraGraphShape {
   numLayers: number;
+  // The highest rank accepted: the graph's fixed rank, or the exporter's bound when it is dynamic.
   maxRank: number;
+  // True when the graph's rank dimensions are symbolic, so factors need no padding.
+  dynamicRank: boolean;
   // Module names in the graph, such as q_proj; each has [in_features, out_features].
   modules: Record<string, { inFeatures: number; outFeatures: number }>;
 }
 
+export interface LoraTensor {
+  data: Float32Array;
+  dims: [number, number];
+}
+
 export interface LoraInputs {
   // Graph input name to float32 data; modules the adapter does not target are absent (zeros).
-  tensors: Map<string, Float32Array>;
-  // Bytes held by `tensors`, for the memory cap of the adapter cache.
+  tensors: Map<string, LoraTensor>;
+  // Bytes that `tensors` keep alive (views count the whole file once), for the adapter cache's cap.
   bytes: number;
   modules: number;
   maxRankUsed: number;
@@ -49,6 +61,15 @@ export function unsupportedOptions(config: LoraConfig): string[] {
 
 // safetensors stores little-endian values, which typed arrays read as they are on such hosts.
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Returns a tensor's F32 bytes as a Float32Array over the same memory, or null when a view is
+ * impossible (another dtype, a big-endian host, or a start that is not 4-byte aligned).
+ */
+function viewF32(bytes: Uint8Array, tensor: TensorInfo): Float32Array | null {
+  if (tensor.dtype !== 'F32' || !LITTLE_ENDIAN || bytes.byteOffset % 4 !== 0) return null;
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
 
 /** Decodes a tensor's F32, F16 or BF16 bytes into the first elements of `target`. */
 function decodeInto(target: Float32Array, bytes: Uint8Array, tensor: TensorInfo): void {
@@ -111,8 +132,9 @@ export function loraInputsFromAdapter(config: LoraConfig, file: Uint8Array, grap
     pairs.set(key, pair);
   }
 
-  const tensors = new Map<string, Float32Array>();
+  const tensors = new Map<string, LoraTensor>();
   let bytes = 0;
+  let viewsFile = false;
   let maxRankUsed = 0;
   for (const [key, pair] of pairs) {
     if (!pair.A || !pair.B) throw new LoraInputsError(`layer ${pair.layer} ${pair.module} has lora_${pair.A ? 'A' : 'B'} but no lora_${pair.A ? 'B' : 'A'}; save the adapter again with PEFT`);
@@ -132,19 +154,46 @@ export function loraInputsFromAdapter(config: LoraConfig, file: Uint8Array, grap
     const configuredRank = rankFor(config, moduleName);
     const scale = config.useRslora ? alpha / Math.sqrt(configuredRank) : alpha / configuredRank;
 
+    const bytesA = file.subarray(dataStart + pair.A.begin, dataStart + pair.A.end);
+    const bytesB = file.subarray(dataStart + pair.B.begin, dataStart + pair.B.end);
+    if (graph.dynamicRank) {
+      let a = viewF32(bytesA, pair.A);
+      if (a) viewsFile = true;
+      else {
+        a = new Float32Array(rank * inFeatures);
+        decodeInto(a, bytesA, pair.A);
+        bytes += a.byteLength;
+      }
+      // B is always a copy, because the scale is folded into it and the file stays unchanged.
+      // From an F32 view, scaling while copying reads and writes each value once.
+      const b = new Float32Array(outFeatures * rank);
+      const sourceB = viewF32(bytesB, pair.B);
+      if (sourceB) {
+        for (let i = 0; i < b.length; i++) b[i] = sourceB[i]! * scale;
+      } else {
+        decodeInto(b, bytesB, pair.B);
+        for (let i = 0; i < b.length; i++) b[i]! *= scale;
+      }
+      tensors.set(`lora.${key}.A`, { data: a, dims: [rank, inFeatures] });
+      tensors.set(`lora.${key}.B`, { data: b, dims: [outFeatures, rank] });
+      bytes += b.byteLength;
+      continue;
+    }
+
     // A [r, in] is the first r rows of the padded [r_max, in], so it is decoded in place.
     const paddedA = new Float32Array(graph.maxRank * inFeatures);
-    decodeInto(paddedA, file.subarray(dataStart + pair.A.begin, dataStart + pair.A.end), pair.A);
+    decodeInto(paddedA, bytesA, pair.A);
     const b = new Float32Array(outFeatures * rank);
-    decodeInto(b, file.subarray(dataStart + pair.B.begin, dataStart + pair.B.end), pair.B);
+    decodeInto(b, bytesB, pair.B);
     const paddedB = new Float32Array(outFeatures * graph.maxRank);
     for (let row = 0; row < outFeatures; row++) {
       for (let column = 0; column < rank; column++) paddedB[row * graph.maxRank + column] = b[row * rank + column]! * scale;
     }
-    tensors.set(`lora.${key}.A`, paddedA);
-    tensors.set(`lora.${key}.B`, paddedB);
+    tensors.set(`lora.${key}.A`, { data: paddedA, dims: [graph.maxRank, inFeatures] });
+    tensors.set(`lora.${key}.B`, { data: paddedB, dims: [outFeatures, graph.maxRank] });
     bytes += paddedA.byteLength + paddedB.byteLength;
   }
   if (pairs.size === 0) throw new LoraInputsError('adapter_model.safetensors holds no LoRA factors (lora_A / lora_B weights)');
+  if (viewsFile) bytes += file.byteLength;
   return { tensors, bytes, modules: pairs.size, maxRankUsed };
 }

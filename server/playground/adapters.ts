@@ -54,7 +54,8 @@ export async function adapterFeeds(graph: BaseGraph, files: AdapterFiles, capByt
   const [configBytes, weights] = await Promise.all([files.readConfig(), files.readWeights()]);
   const inputs = loraInputsFromAdapter(parsePeftConfig(configBytes.toString('utf8')), weights, graph.shape);
   const feeds: Record<string, ort.Tensor> = { ...graph.zeroLora };
-  for (const [name, data] of inputs.tensors) feeds[name] = new ort.Tensor('float32', data, graph.zeroLora[name]!.dims);
+  // ort.Tensor wraps the typed array without copying it.
+  for (const [name, { data, dims }] of inputs.tensors) feeds[name] = new ort.Tensor('float32', data, dims);
   playgroundCounters.adapterLoads += 1;
   if (inputs.bytes <= capBytes) remember(key, { feeds, bytes: inputs.bytes }, capBytes);
   return feeds;

@@ -11,12 +11,11 @@ import { pipeline } from 'node:stream/promises';
 import type { baseModels } from '@/drizzle/schema';
 import type { Db } from '../db';
 import { logger } from '../logger';
+import { GRAPH_PREFIX } from '../services/base-models';
 import { blobObjectKey } from '../services/uploads';
 import { getObjectStream } from '../storage';
 import { PlaygroundUnavailable } from './graph';
 
-// Files of the base model whose path starts with this prefix make up its graph bundle.
-export const GRAPH_PREFIX = 'onnx/';
 
 type BaseModel = typeof baseModels.$inferSelect;
 
@@ -53,7 +52,7 @@ export async function graphFolder(db: Db, base: BaseModel, settings: { PLAYGROUN
   const stored = base.files.filter((file) => file.path.startsWith(GRAPH_PREFIX));
   const manifest = stored.find((file) => file.path === `${GRAPH_PREFIX}manifest.json`);
   if (!manifest) {
-    throw new PlaygroundUnavailable(`no playground graph for base model ${base.id}: neither ${local}/manifest.json nor stored ${GRAPH_PREFIX} files exist; export one with \`python -m worker export-onnx --model DIR --lora-inputs --no-merged --out DIR\` (in gpu-runner/) into ${local}, or register the base model with the export in its ${GRAPH_PREFIX} folder`);
+    throw new PlaygroundUnavailable(`no playground graph for base model ${base.id}: neither ${local}/manifest.json nor stored ${GRAPH_PREFIX} files exist; queue its export with the admin call edge.requestBaseExport({ baseModelId: ${JSON.stringify(base.id)} }) and wait for the job, or export one with \`python -m worker export-onnx --model DIR --lora-inputs --no-merged --out DIR\` (in gpu-runner/) into ${local}`);
   }
   const cached = path.join(settings.PLAYGROUND_CACHE_DIR, `${base.id}-${manifest.sha256.slice(0, 16)}`);
   if (await exists(path.join(cached, 'manifest.json'))) return cached;

@@ -69,7 +69,10 @@ function loraShape(manifest: GraphManifest, inputs: z.infer<typeof tensorSpec>[]
     if (typeof inFeatures !== 'number' || typeof outFeatures !== 'number') throw new PlaygroundUnavailable(`manifest.json lists module ${module} but no numeric shapes for lora.0.${module}.A and .B`);
     modules[module] = { inFeatures, outFeatures };
   }
-  return { numLayers: manifest.numLayers, maxRank: manifest.maxRank, modules };
+  // Graphs exported before the rank was dynamic list the rank as a number, and get padded factors.
+  const first = manifest.loraModules[0]!;
+  const dynamicRank = typeof inputs.find((input) => input.name === `lora.0.${first}.A`)?.shape[0] === 'string';
+  return { numLayers: manifest.numLayers, maxRank: manifest.maxRank, dynamicRank, modules };
 }
 
 async function loadGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
@@ -98,11 +101,13 @@ async function loadGraph(baseModelId: string, dir: string): Promise<BaseGraph> {
   logger.info({ baseModelId, dir, ms: Math.round(performance.now() - started) }, 'playground: base model session created');
 
   const shape = loraShape(manifest, variant.inputs);
+  // With a dynamic rank, rank-1 zeros are the cheapest factors that add nothing.
+  const zeroRank = shape.dynamicRank ? 1 : shape.maxRank;
   const zeroBuffers = new Map<number, Float32Array>();
   const zeroLora: Record<string, ort.Tensor> = {};
   for (let layer = 0; layer < shape.numLayers; layer++) {
     for (const [module, { inFeatures, outFeatures }] of Object.entries(shape.modules)) {
-      for (const [factor, dims] of [['A', [shape.maxRank, inFeatures]], ['B', [outFeatures, shape.maxRank]]] as const) {
+      for (const [factor, dims] of [['A', [zeroRank, inFeatures]], ['B', [outFeatures, zeroRank]]] as const) {
         const size = dims[0] * dims[1];
         let buffer = zeroBuffers.get(size);
         if (!buffer) {

@@ -22,6 +22,9 @@ export const baseModelManifest = z.object({
   modules: z.record(z.string(), z.object({ kind: z.enum(['linear', 'embedding']), shape: z.tuple([z.number().int().positive(), z.number().int().positive()]) })),
 });
 
+// Files of a base model whose path starts with this prefix make up its playground graph bundle.
+export const GRAPH_PREFIX = 'onnx/';
+
 const REQUIRED_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
 export async function registerBaseModel(db: Db, input: { id: string; displayName: string; manifest: z.infer<typeof baseModelManifest>; files: VerifiedFile[] }) {

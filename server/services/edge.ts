@@ -1,5 +1,5 @@
 import { and, desc, eq, sql } from 'drizzle-orm';
-import { adapters, benchmarkTasks, edgeExports, jobs } from '@/drizzle/schema';
+import { adapters, baseModels, benchmarkTasks, edgeExports, jobs } from '@/drizzle/schema';
 import type { EdgeReport } from '../contracts/runner';
 import type { Db } from '../db';
 import { getEnv } from '../env';
@@ -7,17 +7,21 @@ import { logger } from '../logger';
 import { presignGet } from '../storage';
 import { getAdapterPage } from './adapters';
 import type { Reader } from './visibility';
-import { getBaseModel } from './base-models';
+import { getBaseModel, GRAPH_PREFIX } from './base-models';
 import { badRequest, notFound } from './errors';
 import { blobObjectKey, verifyFiles, type UploadFile } from './uploads';
 
 /** Parameters of an export job (stored in jobs.params). */
 export interface ExportParams {
-  adapterVersionId: number;
+  // Null for the base model's own graph, stored with the base model as its onnx/ files.
+  adapterVersionId: number | null;
   // Domain task whose first `taskLimit` items the edge report scores; null when the adapter's domain has none.
   taskId: string | null;
   taskLimit: number;
   loraInputs: boolean;
+  // False exports only the lora-inputs graph, without merged graphs or edge report. Jobs
+  // queued before this field existed lack it, which means true.
+  merged?: boolean;
   maxRank: number;
   generateTokens: number;
   requirements: { memoryBytes: number; cuda: boolean };
@@ -65,6 +69,56 @@ export async function createExportJob(db: Db, reader: Reader, input: {
   return { jobId: job!.id };
 }
 
+/**
+ * Queues an export of a base model's shared-base graph (LoRA factors as graph inputs, no
+ * merged graphs), which the playground runs every adapter of that base model on. The job
+ * belongs to the namespace of the admin who requested it. A finished job replaces the base
+ * model's onnx/ files with the new graph.
+ */
+export async function createBaseExportJob(db: Db, input: { baseModelId: string; namespaceId: string; createdBy: string; maxRank?: number }) {
+  const base = await getBaseModel(db, input.baseModelId);
+  const maxParameters = getEnv().PLAYGROUND_MAX_PARAMETERS;
+  if (base.parameterCount > maxParameters) {
+    throw badRequest(`base model ${base.id} has ${base.parameterCount} parameters, above the playground limit of ${maxParameters} (PLAYGROUND_MAX_PARAMETERS); raise the limit to export its playground graph`);
+  }
+
+  const [running] = await db.select({ id: jobs.id }).from(jobs)
+    .where(and(eq(jobs.kind, 'export'), eq(jobs.baseModelId, base.id), sql`${jobs.params}->'adapterVersionId' = 'null'::jsonb`, sql`${jobs.state} in ('queued', 'running')`)).limit(1);
+  if (running) throw badRequest(`an export of base model ${base.id}'s playground graph is already queued or running (job ${running.id}); wait for it to end`);
+
+  const params: ExportParams = {
+    adapterVersionId: null,
+    taskId: null,
+    taskLimit: EXPORT_DEFAULTS.taskLimit,
+    loraInputs: true,
+    merged: false,
+    maxRank: input.maxRank ?? EXPORT_DEFAULTS.maxRank,
+    generateTokens: EXPORT_DEFAULTS.generateTokens,
+    requirements: { memoryBytes: base.parameterCount * EXPORT_BYTES_PER_PARAMETER, cuda: false },
+  };
+  const [job] = await db.insert(jobs).values({
+    kind: 'export', state: 'queued', namespaceId: input.namespaceId, createdBy: input.createdBy, baseModelId: base.id,
+    params: params as unknown as Record<string, unknown>, maxAttempts: getEnv().JOB_MAX_ATTEMPTS, queuedAt: sql`now()`,
+  }).returning({ id: jobs.id });
+  logger.info({ jobId: job!.id, baseModelId: base.id, maxRank: params.maxRank }, 'playground graph export queued');
+  return { jobId: job!.id };
+}
+
+/**
+ * Queues the playground graph export for a newly registered base model, unless it came with
+ * its own onnx/ files or is above PLAYGROUND_MAX_PARAMETERS (the playground rejects it anyway).
+ * Returns the job id, or null when nothing was queued.
+ */
+export async function queuePlaygroundGraph(db: Db, input: { baseModelId: string; namespaceId: string; createdBy: string }): Promise<string | null> {
+  const base = await getBaseModel(db, input.baseModelId);
+  if (base.files.some((file) => file.path.startsWith(GRAPH_PREFIX))) return null;
+  if (base.parameterCount > getEnv().PLAYGROUND_MAX_PARAMETERS) {
+    logger.info({ baseModelId: base.id, parameterCount: base.parameterCount }, 'playground graph export skipped: base model above PLAYGROUND_MAX_PARAMETERS');
+    return null;
+  }
+  return (await createBaseExportJob(db, input)).jobId;
+}
+
 interface ManifestFile { path: string; size: number; sha256: string }
 
 /**
@@ -96,12 +150,31 @@ export async function recordEdgeExport(db: Db, job: typeof jobs.$inferSelect, in
   const problems = compareManifestFiles(manifest, input.files);
   if (problems.length > 0) throw badRequest(`the edge bundle does not match its manifest: ${problems.join('; ')}`);
   const files = await verifyFiles(db, input.files);
+  if (params.adapterVersionId === null) {
+    await recordBaseGraph(db, job, files);
+    return;
+  }
   await db.insert(edgeExports).values({
     versionId: params.adapterVersionId, jobId: job.id, manifest,
     files: files.map(({ path, size, sha256 }) => ({ path, size, sha256 })),
     report: (input.report ?? null) as Record<string, unknown> | null,
   }).onConflictDoNothing();
   logger.info({ jobId: job.id, adapterVersionId: params.adapterVersionId, files: files.length }, 'edge export recorded');
+}
+
+/**
+ * Stores a base model's exported graph as its onnx/ files, replacing any earlier graph. The
+ * row lock keeps a concurrent re-registration from losing either update.
+ */
+async function recordBaseGraph(db: Db, job: typeof jobs.$inferSelect, files: { path: string; size: number; sha256: string }[]) {
+  await db.transaction(async (tx) => {
+    const [base] = await tx.select({ files: baseModels.files }).from(baseModels).where(eq(baseModels.id, job.baseModelId)).for('update');
+    if (!base) throw notFound(`base model ${JSON.stringify(job.baseModelId)}`);
+    const kept = base.files.filter((file) => !file.path.startsWith(GRAPH_PREFIX));
+    const graph = files.map(({ path, size, sha256 }) => ({ path: `${GRAPH_PREFIX}${path}`, size, sha256 }));
+    await tx.update(baseModels).set({ files: [...kept, ...graph] }).where(eq(baseModels.id, job.baseModelId));
+  });
+  logger.info({ jobId: job.id, baseModelId: job.baseModelId, files: files.length }, 'playground graph stored with the base model');
 }
 
 /** The newest edge bundle of a version with its report, and the newest export job, for the version page. */

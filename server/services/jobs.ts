@@ -194,14 +194,14 @@ export async function claimJob(db: Db, tokenId: string, runnerId: string): Promi
     if (checkpoint) await addEvent(db, claimed.id, claimed.attempts, 'log', { level: 'info', message: `resuming from the checkpoint of attempt ${checkpoint.attempt} after step ${checkpoint.step}` });
   } else if (claimed.kind === 'export') {
     const params = claimed.params as unknown as ExportParams;
-    const files = await db.select().from(adapterFiles).where(eq(adapterFiles.versionId, params.adapterVersionId));
+    const files = params.adapterVersionId === null ? [] : await db.select().from(adapterFiles).where(eq(adapterFiles.versionId, params.adapterVersionId));
     const task = params.taskId ? await getTask(db, params.taskId) : null;
     const [taskFile] = task ? await remoteFiles(db, [{ path: 'task.jsonl', sha256: task.dataSha256, size: null }]) : [];
     spec.export = {
       adapterVersionId: params.adapterVersionId,
       adapterFiles: await remoteFiles(db, files),
       task: task && taskFile ? { id: task.id, file: taskFile, limit: params.taskLimit } : null,
-      loraInputs: params.loraInputs, maxRank: params.maxRank, generateTokens: params.generateTokens,
+      loraInputs: params.loraInputs, merged: params.merged ?? true, maxRank: params.maxRank, generateTokens: params.generateTokens,
     };
   } else {
     const params = claimed.params as unknown as EvaluateParams;

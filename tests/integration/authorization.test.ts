@@ -88,6 +88,7 @@ const MATRIX: Record<string, { rule: string; input: InputOf }> = {
   'evals.compare': { rule: 'public', input: () => ({ versions: [adapterRefVersion, adapterRefVersion] }) },
   'evals.run': { rule: 'public', input: () => ({ id: 1 }) },
   'evals.versionScore': { rule: 'public', input: () => ({ ...adapterRef, version: 'latest', suiteId: 'x' }) },
+  'edge.requestBaseExport': { rule: 'admin', input: () => ({ baseModelId: 'tiny-llama' }) },
   'evals.suites': { rule: 'public', input: () => undefined },
   'evals.suite': { rule: 'public', input: () => ({ id: 'x' }) },
   'evals.requestSuite': { rule: 'user:evaluate', input: () => ({ ...adapterRef, suiteId: 'x' }) },

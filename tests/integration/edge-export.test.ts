@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { announce, describeFolder, putFiles } from '../../cli/upload';
 import { finalizeUpload } from '../../lib/upload-protocol';
 import { pubmedqaSplits, toJsonl } from '../../scripts/demo-data';
-import { registerTaskFromFile } from '../../scripts/seed-lib';
-import { appUrl, TINY_BASE_ID } from '../setup/env';
+import { registerBaseModelFromFolder, registerTaskFromFile } from '../../scripts/seed-lib';
+import { appUrl, testEnv, TINY_BASE_ID } from '../setup/env';
 import { adminClient, newUser, runCli, startRunner, waitForJob, writeAdapterFolder, type RunnerProcess } from '../setup/helpers';
 
 const TASK_ITEMS = 4;
@@ -112,5 +112,39 @@ describe('edge export through the real runner', () => {
     expect(html).toContain('data-testid="edge-report"');
     expect(html).toContain('merged-int8');
     expect(html).toContain('model.int8.onnx');
+  });
+
+  it('exports a base graph the playground runs', async () => {
+    // A base model of its own without onnx/ files, so registering it queues the graph export
+    // and the playground can only run from what the job stores.
+    const admin = await adminClient();
+    const baseId = `tiny-graph-${Date.now().toString(36)}`;
+    const registered = await registerBaseModelFromFolder(admin, path.resolve(testEnv.TINY_MODEL_DIR), baseId, 'Tiny random Llama (graph export test)');
+    expect('graphJobId' in registered).toBe(true);
+    const graphJobId = (registered as { graphJobId: string | null }).graphJobId;
+    expect(graphJobId).not.toBeNull();
+    await expect(admin.edge.requestBaseExport.mutate({ baseModelId: baseId })).rejects.toThrow(/already queued or running/);
+    await expect(user.client.edge.requestBaseExport.mutate({ baseModelId: baseId })).rejects.toThrow(/FORBIDDEN|admin/i);
+
+    const adapter = await writeAdapterFolder({ rank: 4, targets: ['q_proj', 'v_proj'] });
+    expect(runCli(['publish', adapter, '--name', 'graph-play', '--base', baseId], user.token).status).toBe(0);
+
+    const job = await waitForJob(admin, graphJobId!, ['succeeded', 'failed', 'cancelled'], 300_000);
+    expect(job.error, JSON.stringify(job.error)).toBeNull();
+    expect(job.state).toBe('succeeded');
+
+    const response = await fetch(`${appUrl}/api/playground`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${user.token}` },
+      body: JSON.stringify({ namespace: user.namespace, name: 'graph-play', prompt: 'Hi', temperature: 0, maxTokens: 3 }),
+    });
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    const stream = text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; column?: string; baseModelId?: string });
+    expect(stream[0]).toMatchObject({ type: 'start', baseModelId: baseId });
+    expect(stream.at(-1)).toEqual({ type: 'end' });
+    expect(stream.filter((line) => line.type === 'token' && line.column === 'adapter').length).toBeGreaterThan(0);
+
+    // The graph is stored with the base model, not as an adapter's edge bundle.
+    expect((await user.client.edge.get.query({ namespace: user.namespace, name: 'graph-play' })).bundle).toBeNull();
   });
 });

@@ -64,7 +64,10 @@ export default async function setup() {
   const anonymous = createClient({ url: appUrl });
   const { token } = await ensureUser(anonymous, ADMIN, { admin: true });
   const admin = createClient({ url: appUrl, token });
-  await registerBaseModelFromFolder(admin, path.resolve(testEnv.TINY_MODEL_DIR), TINY_BASE_ID, 'Tiny random Llama (tests)');
+  await registerBaseModelFromFolder(admin, path.resolve(testEnv.TINY_MODEL_DIR), TINY_BASE_ID, 'Tiny random Llama (tests)', {
+    // A queued graph export would be claimed by whichever test's runner comes first.
+    exportPlaygroundGraph: false,
+  });
 
   const { task } = await pubmedqaSplits();
   const taskFile = path.resolve('.test-data/pubmedqa-task-40.jsonl');

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoraInputsError, loraInputsFromAdapter } from '@/server/formats/lora-inputs';
 import { parsePeftConfig } from '@/server/formats/peft-config';
@@ -40,7 +41,7 @@ function python(code: string, args: string[]): string {
 
 // Saves a PEFT adapter with random nonzero factors, then prints the logits of the merged model
 // (merge_and_unload) at the last two positions of the tokens in argv[4], as JSON. rank_pattern gives v_proj rank 2, so
-// two ranks below MAX_RANK are padded.
+// the adapter has two ranks, both below MAX_RANK.
 const MAKE_ADAPTER_AND_REFERENCE = `
 import json, sys, torch
 from peft import LoraConfig, get_peft_model
@@ -108,7 +109,7 @@ describe('playground shared-base graph', () => {
     return a.reduce((max, value, i) => Math.max(max, Math.abs(value - b[i]!)), 0);
   }
 
-  it('matches merged PyTorch logits for a padded adapter', async () => {
+  it('matches merged PyTorch logits for an adapter', async () => {
     const { reference, prefillRow, cached } = await compare(false);
     expect(maxDifference(prefillRow, reference[0]!)).toBeLessThan(TOLERANCE);
     expect(maxDifference(cached, reference[1]!)).toBeLessThan(TOLERANCE);
@@ -124,6 +125,48 @@ describe('playground shared-base graph', () => {
     const base = new Generation(graph, graph.zeroLora, [], { temperature: 0, maxTokens: 1, seed: 1 });
     await base.logits(tokens.slice(0, -1));
     expect(maxDifference(Array.from(await base.logits(tokens.slice(-1))), cached)).toBeGreaterThan(1e-3);
+  }, 180_000);
+
+  it('feeds factors at their own rank as file views', async () => {
+    await compare(false);
+    const adapterDir = path.join(root, 'adapter-lora');
+    const config = parsePeftConfig(await fs.readFile(path.join(adapterDir, 'adapter_config.json'), 'utf8'));
+    const weights = await fs.readFile(path.join(adapterDir, 'adapter_model.safetensors'));
+    expect(graph.shape.dynamicRank).toBe(true);
+
+    const inputs = loraInputsFromAdapter(config, weights, graph.shape);
+    const hidden = graph.shape.modules.q_proj!.inFeatures;
+    expect(inputs.tensors.get('lora.0.q_proj.A')!.dims).toEqual([4, hidden]);
+    expect(inputs.tensors.get('lora.0.v_proj.A')!.dims).toEqual([2, hidden]);
+    expect(inputs.tensors.get('lora.0.v_proj.B')!.dims[1]).toBe(2);
+    expect(inputs.tensors.has('lora.0.k_proj.A')).toBe(false);
+    expect(graph.zeroLora['lora.0.k_proj.A']!.dims).toEqual([1, hidden]);
+    // F32 A factors share the file's memory; B factors are scaled copies.
+    expect(inputs.tensors.get('lora.0.q_proj.A')!.data.buffer).toBe(weights.buffer);
+    expect(inputs.tensors.get('lora.0.q_proj.B')!.data.buffer).not.toBe(weights.buffer);
+  });
+
+  it('matches padded factors of fixed-rank graphs', async () => {
+    const { cached } = await compare(false);
+    const adapterDir = path.join(root, 'adapter-lora');
+    const config = parsePeftConfig(await fs.readFile(path.join(adapterDir, 'adapter_config.json'), 'utf8'));
+    const weights = await fs.readFile(path.join(adapterDir, 'adapter_model.safetensors'));
+
+    // A graph exported with a fixed rank gets every factor padded to MAX_RANK, and the
+    // dynamic graph accepts that layout too, so both layouts must give the same logits.
+    const padded = loraInputsFromAdapter(config, weights, { ...graph.shape, dynamicRank: false });
+    expect(padded.tensors.get('lora.0.v_proj.A')!.dims).toEqual([MAX_RANK, graph.shape.modules.v_proj!.inFeatures]);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of Object.keys(graph.zeroLora)) {
+      const dims = graph.zeroLora[name]!.dims;
+      const zeros = name.endsWith('.A') ? [MAX_RANK, dims[1]!] : [dims[0]!, MAX_RANK];
+      feeds[name] = new ort.Tensor('float32', new Float32Array(zeros[0]! * zeros[1]!), zeros);
+    }
+    for (const [name, { data, dims }] of padded.tensors) feeds[name] = new ort.Tensor('float32', data, dims);
+
+    const generation = new Generation(graph, feeds, [], { temperature: 0, maxTokens: 1, seed: 1 });
+    await generation.logits(tokens.slice(0, -1));
+    expect(maxDifference(Array.from(await generation.logits(tokens.slice(-1))), cached)).toBeLessThan(TOLERANCE);
   }, 180_000);
 
   it('rejects a rank above the maximum rank', async () => {

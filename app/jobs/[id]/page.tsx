@@ -144,6 +144,7 @@ export default function JobPage({ params }: { params: Promise<{ id: string }> })
 
 function jobTitle(kind: string, params: Record<string, unknown>): string {
   if (kind === 'finetune') return `Fine-tune ${String(params.adapterName)}`;
+  if (kind === 'export' && params.adapterVersionId === null) return 'ONNX playground graph export of the base model';
   if (kind === 'export') return `ONNX edge export of adapter version ${String(params.adapterVersionId)}`;
   return `Evaluation on ${String(params.taskId)}`;
 }

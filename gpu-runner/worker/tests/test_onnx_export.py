@@ -157,11 +157,30 @@ def test_lora_inputs_match_merged_export(lora_bundle: Path, merged_bundle: Path,
     assert np.abs(last[:, 0] - merged[:, -1]).max() < FP32_TOLERANCE
 
 
+def test_lora_inputs_take_unpadded_rank(lora_bundle: Path, random_adapter: Path, tiny_tokenizer: Any) -> None:
+    manifest = json.loads((lora_bundle / MANIFEST_NAME).read_text())
+    ids = _prompt(tiny_tokenizer)
+    padded = lora_input_arrays(random_adapter, manifest)
+    # Each factor at the adapter's own rank, and untargeted modules as rank-1 zeros.
+    unpadded = {}
+    for name, array in padded.items():
+        rank = ADAPTER_RANK if np.count_nonzero(array) else 1
+        unpadded[name] = np.ascontiguousarray(array[:rank] if name.endswith(".A") else array[:, :rank])
+    session = _session(lora_bundle / "model.lora.onnx")
+
+    expected, _ = _run(session, ids, _empty_cache(manifest, 1), 0, padded)
+    logits, _ = _run(session, ids, _empty_cache(manifest, 1), 0, unpadded)
+
+    assert unpadded["lora.0.q_proj.A"].shape[0] == ADAPTER_RANK
+    assert np.abs(logits - expected).max() < FP32_TOLERANCE
+
+
 def test_lora_inputs_zero_is_base_model(lora_bundle: Path, tiny_base: Path, tiny_tokenizer: Any) -> None:
     manifest = json.loads((lora_bundle / MANIFEST_NAME).read_text())
     ids = _prompt(tiny_tokenizer)
     zeros = {
-        entry["name"]: np.zeros(entry["shape"], dtype=np.float32)
+        # The rank dimension is symbolic; rank 1 zeros add nothing, like any other rank.
+        entry["name"]: np.zeros([dim if isinstance(dim, int) else 1 for dim in entry["shape"]], dtype=np.float32)
         for variant in manifest["variants"] for entry in variant["inputs"] if entry["name"].startswith("lora.")
     }
 

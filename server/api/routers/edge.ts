@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { createExportJob, edgeDownloadUrl, getEdge } from '../../services/edge';
-import { namespaceProcedure, publicProcedure, router } from '../trpc';
+import { createBaseExportJob, createExportJob, edgeDownloadUrl, getEdge } from '../../services/edge';
+import { adminProcedure, namespaceProcedure, publicProcedure, router } from '../trpc';
 
 const versionRef = z.object({
   namespace: z.string().min(1).max(100), name: z.string().min(1).max(100), version: z.number().int().positive().optional(),
@@ -27,4 +27,12 @@ export const edgeRouter = router({
       taskLimit: z.number().int().min(1).max(200).default(8),
     }))
     .mutation(({ ctx, input }) => createExportJob(ctx.db, ctx, { ...input, createdBy: ctx.user.id })),
+
+  /**
+   * Queues an export of a base model's playground graph (LoRA factors as inputs), stored with
+   * the base model as its onnx/ files. Admins only, like registering the base model.
+   */
+  requestBaseExport: adminProcedure
+    .input(z.object({ baseModelId: z.string().min(1).max(100), maxRank: z.number().int().min(1).max(4096).default(64) }))
+    .mutation(({ ctx, input }) => createBaseExportJob(ctx.db, { ...input, namespaceId: ctx.user.namespaceId, createdBy: ctx.user.id })),
 });
