@@ -4,13 +4,13 @@
  * same tokenized examples. Each is scored on medical and general benchmarks by the worker's
  * evaluate job (lm_eval), as the leaderboard scores them.
  *
- *   npx tsx bench/quality.ts [--train 48] [--max-seq 512] [--epochs 1] [--pubmedqa-items 60] [--mmlu-per-subject 5] [--arc-items 60] [--full-lr 2e-5]
+ *   npx tsx bench/quality.ts [--train 24] [--max-seq 384] [--epochs 1] [--pubmedqa-items 40] [--mmlu-per-subject 5] [--arc-items 40] [--full-lr 2e-5]
  *
  * Data comes from DATA_DIR or a `shared/data` folder beside the checkout (scripts/demo-data.ts).
  * The worker runs directly (`python -m worker run --spec`), without the app or S3, because
  * the figures are about the model, not the queue. The mixed data set is built with the
  * product's mixGeneral and its bundled Self-Instruct seed set, as the server's derive step does.
- * Writes bench/results/quality-<date>.json.
+ * The defaults are the CPU-sized run of docs/benchmarks.md. Writes bench/results/quality-<date>.json.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -32,9 +32,9 @@ const MIX_SEED = 42;
 
 const { values } = parseArgs({
   options: {
-    train: { type: 'string', default: '48' }, 'max-seq': { type: 'string', default: '512' }, epochs: { type: 'string', default: '1' },
+    train: { type: 'string', default: '24' }, 'max-seq': { type: 'string', default: '384' }, epochs: { type: 'string', default: '1' },
     batch: { type: 'string', default: '4' }, lr: { type: 'string', default: '0.0002' }, 'full-lr': { type: 'string', default: '2e-5' },
-    'pubmedqa-items': { type: 'string', default: '60' }, 'mmlu-per-subject': { type: 'string', default: '5' }, 'arc-items': { type: 'string', default: '60' },
+    'pubmedqa-items': { type: 'string', default: '40' }, 'mmlu-per-subject': { type: 'string', default: '5' }, 'arc-items': { type: 'string', default: '40' },
   },
 });
 
@@ -59,7 +59,10 @@ function summaryOf(events: Array<Record<string, any>>): Record<string, any> {
   return events.find((event) => event.type === 'finished')!.summary;
 }
 
-/** Chance accuracy (mean of 1 / choices) and the share of the most frequent gold answer text. */
+/**
+ * Computes chance accuracy (mean of 1 / choices) and the share of the most frequent gold choice text.
+ * The majority share is a baseline only where every item offers the same choices (PubMedQA, MMLU letters), not for ARC.
+ */
 function trivialBaselines(rows: TaskRow[]) {
   const random = rows.reduce((sum, row) => sum + 1 / row.choices.length, 0) / rows.length;
   const counts = new Map<string, number>();
