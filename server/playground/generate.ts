@@ -5,23 +5,12 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { BaseGraph } from './graph';
+import { seededRandom } from '../formats/dataset-clean';
 
 export interface GenerationOptions {
   temperature: number;
   maxTokens: number;
   seed: number;
-}
-
-/** mulberry32: a small seedable generator of uniform numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Picks the next token from one row of logits. */
