@@ -392,7 +392,7 @@ async function main(argv: string[]) {
     case 'edge-export': {
       const ref = parseRef(rest[0]);
       const created = await client.edge.requestExport.mutate({ ...ref, ...(values.limit === undefined ? {} : { taskLimit: positiveInteger(values.limit, '--limit') }) });
-      print(`edge export job ${created.jobId} queued; follow it with \`adapters finetune watch ${created.jobId}\``, created);
+      print(`edge export job ${created.jobId} queued; follow it with \`${COMMAND} finetune watch ${created.jobId}\``, created);
       return;
     }
     case 'leaderboard': {
