@@ -8,7 +8,7 @@ const MARGIN = 48;
 const points = (value: number) => `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}`;
 
 /**
- * A scatter plot drawn on the server: domain gain (y) against the change on the general suite
+ * Draws a scatter plot on the server: domain gain (y) against the change on the general suite
  * (x), one point per adapter version. The axes cross at zero, so the top right contains versions
  * that gained without forgetting. Contaminated results are hollow.
  */

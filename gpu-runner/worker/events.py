@@ -176,7 +176,7 @@ class EvaluationSummary(_StrictModel):
 
 
 class ExportSummary(_StrictModel):
-    """What an export job wrote: the bundle in outputDir and the PyTorch reference for the edge report."""
+    """Output of an export job: the bundle in outputDir and the PyTorch reference for the edge report."""
 
     manifest: dict[str, Any] = Field(description="The bundle's manifest.json, as written (see docs/edge.md).")
     bundleBytes: NonNegativeInt

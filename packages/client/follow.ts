@@ -2,7 +2,7 @@ import type { Client } from './index';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
 
-/** What `followJob` reports: a state change, a training step, or an event the worker logged. */
+/** Update reported by `followJob`: a state change, a training step, or an event the worker logged. */
 export type JobUpdate =
   | { kind: 'state'; state: string }
   // `unit` is 'items' for evaluations, which count scored items and have no loss.

@@ -26,7 +26,7 @@ export interface ClientOptions {
 
 /**
  * Throws HttpStatusError for a 5xx or 429 response whose body is not JSON (a proxy's error
- * page), so the retry policy sees the status instead of a parse error.
+ * page), so the retry policy gets the status instead of a parse error.
  */
 function statusCheckingFetch(inner: typeof fetch): typeof fetch {
   return async (input, init) => {

@@ -193,7 +193,7 @@ export function loraInputsFromAdapter(config: LoraConfig, file: Uint8Array, grap
     tensors.set(`lora.${key}.B`, { data: paddedB, dims: [outFeatures, graph.maxRank] });
     bytes += paddedA.byteLength + paddedB.byteLength;
   }
-  if (pairs.size === 0) throw new LoraInputsError('adapter_model.safetensors holds no LoRA factors (lora_A / lora_B weights)');
+  if (pairs.size === 0) throw new LoraInputsError('adapter_model.safetensors contains no LoRA factors (lora_A / lora_B weights); save the adapter with PEFT save_pretrained');
   if (viewsFile) bytes += file.byteLength;
   return { tensors, bytes, modules: pairs.size, maxRankUsed };
 }

@@ -355,7 +355,7 @@ export async function evaluationRun(db: Db, reader: Reader, resultId: number) {
     .leftJoin(adapterVersions, eq(adapterVersions.id, evalResults.adapterVersionId)).leftJoin(adapters, eq(adapters.id, adapterVersions.adapterId))
     .leftJoin(namespaces, eq(namespaces.id, adapters.namespaceId))
     .where(eq(evalResults.id, resultId)).limit(1);
-  // A private adapter's runs are as hidden as the adapter: the same answer as a missing result.
+  // A private adapter's runs are hidden like the adapter, with the same error as a missing result.
   if (!row || (row.adapter?.id && !(await canReadAdapter(reader, row.adapter)))) throw notFound(`evaluation result ${resultId}`);
   const r = row.result;
   const [base] = r.adapterVersionId === null ? [] : await db.select({ id: evalResults.id, accuracy: evalResults.accuracy, stderr: evalResults.stderr, total: evalResults.total })

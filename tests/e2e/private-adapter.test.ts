@@ -9,7 +9,7 @@ import { newUser, writeAdapterFolder } from '../setup/helpers';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-// A private team adapter in Chromium: a member sees its page, an outsider gets 404, and an
+// A private team adapter in Chromium: a member opens its page, an outsider gets 404, and an
 // admin's toggle makes it public.
 describe('private adapter page in Chromium', () => {
   let browser: Browser;

@@ -78,7 +78,7 @@ describe('client retries', () => {
     const client = createClient({ url: proxyUrl, token: viewer.token, retryDelayMs: 20 });
     failures = 2;
     seen.length = 0;
-    // An unknown adapter: the third attempt reaches the app, which answers NOT_FOUND once.
+    // An unknown adapter: the third attempt reaches the app, which returns NOT_FOUND once.
     await expect(client.adapters.like.mutate({ namespace: team, name: 'missing', liked: true })).rejects.toThrow(/not found/);
     expect(seen.length).toBe(3);
   });
