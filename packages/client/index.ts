@@ -58,7 +58,7 @@ function retryAfterMs(error: unknown): number | null {
  * IDEMPOTENT_MUTATIONS are retried on network errors, 5xx and 429 responses with exponential
  * backoff and jitter (a Retry-After header sets a longer wait). Other mutations are retried
  * only when the connection failed before the request was sent, because the server may have
- * acted on a request whose answer was lost.
+ * acted on a request whose response was lost.
  */
 export function createClient(options: ClientOptions) {
   const headers = () => (options.token ? { authorization: `Bearer ${options.token}` } : {});
@@ -68,7 +68,7 @@ export function createClient(options: ClientOptions) {
   const baseMs = options.retryDelayMs ?? 250;
   const maxMs = options.maxRetryDelayMs ?? 10_000;
   // retryLink calls retryDelayMs right after retry for the same failure, so the wait a
-  // Retry-After header asks for is handed over in this variable.
+  // Retry-After header requests is passed in this variable.
   let serverWaitMs: number | null = null;
   return createTRPCClient<AppRouter>({
     links: [

@@ -2,7 +2,7 @@ import { TRPCClientError } from '@trpc/client';
 
 /**
  * Mutations that are safe to send twice: repeating them leaves the same state and returns the
- * same kind of answer. The client retries these like queries. Every other mutation is retried
+ * same kind of response. The client retries these like queries. Every other mutation is retried
  * only when the connection failed before the request was sent.
  */
 export const IDEMPOTENT_MUTATIONS: ReadonlySet<string> = new Set([

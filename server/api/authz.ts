@@ -23,9 +23,9 @@ export function roleAtLeast(role: TeamRole | null, needed: TeamRole): boolean {
  *   to the adapter's current namespace; an adapter that is deleted or not yet published falls
  *   back to the namespace by name;
  * - `job`, `datasetVersion`: the namespace that owns the job or data set version whose id is in `field`.
- * `private` targets answer NOT_FOUND to callers without a role, so outsiders cannot tell
- * whether the thing exists; public ones (public adapters, namespaces to publish to) answer
- * FORBIDDEN. An adapter target that names a private adapter answers NOT_FOUND like a private target.
+ * `private` targets return NOT_FOUND to callers without a role, so outsiders cannot tell
+ * whether the thing exists. Public ones (public adapters, namespaces to publish to) return
+ * FORBIDDEN. An adapter target that names a private adapter returns NOT_FOUND like a private target.
  */
 export type Target =
   | { from: 'namespace'; field: string; private: boolean }

@@ -329,7 +329,7 @@ function checkRecord(value: unknown, format: DatasetFormat, allowEmpty: boolean)
   if (unknown !== undefined) {
     const allowed = KEYS[format].map((k) => `\`${k}\``).join(' and ');
     const missing = format === 'messages' ? [] : KEYS[format].filter((key) => !(key in record));
-    // {prompt, answer}: the likely fix is a rename, so say which key is missing as well.
+    // {prompt, answer}: the likely fix is a rename, so the message names the missing key as well.
     if (missing.length > 0) return `unknown key \`${unknown}\` and missing key \`${missing[0]}\`; a ${format} line has only ${allowed} (rename \`${unknown}\` to \`${missing[0]}\`?)`;
     return `unknown key \`${unknown}\`; a ${format} line has only ${allowed}`;
   }

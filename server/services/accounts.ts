@@ -48,8 +48,8 @@ const NAMESPACE_CANDIDATES = 20;
 
 /**
  * Returns the user an OAuth identity signs in as. The first sign-in of an identity creates a
- * user and a personal namespace named after the login (with -2, -3 … when taken); later
- * sign-ins find the same user by the provider's account id, even after the login changed.
+ * user and a personal namespace named after the login (with -2, -3 … when taken).
+ * Later sign-ins find the same user by the provider's account id, even after the login changed.
  * An identity is never linked to an existing account by email, because a provider's email
  * address may be unverified; an email that belongs to another account is not stored.
  */

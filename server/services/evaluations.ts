@@ -159,7 +159,7 @@ export async function createEvaluationJob(db: Db, input: {
 /**
  * Queues the evaluations a new version gets automatically. When a suite is registered for the
  * adapter's domain, that suite and the general suite run, with the suites' own settings, so
- * the results rank on the suite leaderboards. Otherwise, and whenever `limit` asks for a
+ * the results rank on the suite leaderboards. Otherwise, and whenever `limit` requests a
  * quick run, every task of the domain runs with that limit. `tasksWithoutSuite: false` (for
  * uploads) queues nothing when the domain has no suite.
  */

@@ -4,9 +4,9 @@ import { badRequest } from './errors';
 
 /**
  * Address ranges a webhook may not reach unless WEBHOOK_ALLOW_PRIVATE is set: private
- * networks, loopback, link-local (which holds the cloud metadata address 169.254.169.254),
+ * networks, loopback, link-local (which contains the cloud metadata address 169.254.169.254),
  * carrier-grade NAT, multicast and reserved ranges, and their IPv6 counterparts (unique
- * local fc00::/7 holds AWS's IPv6 metadata address fd00:ec2::254).
+ * local fc00::/7 contains AWS's IPv6 metadata address fd00:ec2::254).
  */
 const BLOCKED = new BlockList();
 for (const [network, prefix] of [

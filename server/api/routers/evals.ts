@@ -10,8 +10,8 @@ import { adminProcedure, publicProcedure, router, userProcedure, type Context } 
 
 /**
  * Returns the namespace an evaluation job belongs to: the requester's for a public adapter, so
- * the requester can follow it, and the adapter's own for a private one, so the job and its
- * scores never leave the namespace that may see them.
+ * the requester can follow it. For a private adapter it is the adapter's own namespace, so the
+ * job and its scores stay visible only to that namespace.
  */
 async function evaluationNamespace(ctx: Context & { user: NonNullable<Context['user']> }, page: { adapterId: string; visibility: string }): Promise<string> {
   if (page.visibility !== 'private') return ctx.user.namespaceId;
