@@ -1,40 +1,20 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileSource, uploadFiles } from '@adapters/client';
 import { finalizeUpload } from '@/lib/upload-protocol';
 import { appUrl, TINY_BASE_ID } from '../setup/env';
+import { SignedInBrowser } from '../setup/browser';
 import { newUser, writeAdapterFolder } from '../setup/helpers';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 // A private team adapter in Chromium: a member opens its page, an outsider gets 404, and an
 // admin's toggle makes it public.
 describe('private adapter page in Chromium', () => {
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const browser = new SignedInBrowser();
+  const signedIn = (user: { email: string; password: string; namespace: string }) => browser.signedIn(user);
 
-  async function signedIn(user: { email: string; password: string; namespace: string }): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    const page = await context.newPage();
-    await page.goto(`${appUrl}/signin`);
-    await page.getByLabel('Email').fill(user.email);
-    await page.getByLabel('Password').fill(user.password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-    await page.getByText(user.namespace, { exact: true }).waitFor();
-    return page;
-  }
-
-  beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  });
-
-  afterAll(async () => {
-    for (const context of contexts) await context.close();
-    await browser?.close();
-  });
+  beforeAll(() => browser.launch());
+  afterAll(() => browser.close());
 
   it('shows it to members only', async () => {
     const owner = await newUser('page-private-owner');

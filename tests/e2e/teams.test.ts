@@ -1,35 +1,15 @@
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appUrl } from '../setup/env';
+import { SignedInBrowser } from '../setup/browser';
 import { newUser } from '../setup/helpers';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 // The team settings and invitation pages in Chromium, with two people in two browser contexts.
 describe('team pages in Chromium', () => {
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const browser = new SignedInBrowser();
+  const signedIn = (user: { email: string; password: string; namespace: string }) => browser.signedIn(user);
 
-  async function signedIn(user: { email: string; password: string; namespace: string }): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    const page = await context.newPage();
-    await page.goto(`${appUrl}/signin`);
-    await page.getByLabel('Email').fill(user.email);
-    await page.getByLabel('Password').fill(user.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByText(user.namespace, { exact: true }).waitFor();
-    return page;
-  }
-
-  beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  });
-
-  afterAll(async () => {
-    for (const context of contexts) await context.close();
-    await browser?.close();
-  });
+  beforeAll(() => browser.launch());
+  afterAll(() => browser.close());
 
   it('invites a member by link', async () => {
     const owner = await newUser('page-owner');
