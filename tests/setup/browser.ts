@@ -15,7 +15,7 @@ export class SignedInBrowser {
 
   /** Signs `user` in through the sign-in page in a context of its own and returns its page. */
   async signedIn(user: { email: string; password: string; namespace: string }): Promise<Page> {
-    if (!this.browser) throw new Error('call launch() before signedIn()');
+    if (!this.browser) throw new Error('browser not launched; call launch() before signedIn()');
     const context = await this.browser.newContext();
     this.contexts.push(context);
     const page = await context.newPage();
