@@ -8,13 +8,21 @@ import type { Client } from '../../lib/trpc-client';
 import { toJsonl } from '../../scripts/demo-data';
 import { newUser, startRunner, waitFor, waitForJob, tinyHyperparameters } from '../setup/helpers';
 
-/** Uploads 40 short examples, so every one fits the tiny model's sequence length. */
-async function shortDataset(client: Client, name: string) {
-  const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
+/** Uploads `count` short examples, so every one fits the tiny model's sequence length. */
+async function shortDataset(client: Client, name: string, count = 40) {
+  const rows = Array.from({ length: count }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
   const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'short-')), `${name}.jsonl`);
   await fs.writeFile(file, toJsonl(rows));
   return uploadDataset(client, file, name, TINY_BASE_ID);
 }
+
+/**
+ * Steps of the jobs that a runner must still be running when the test kills or drains it. The
+ * tiny model trains a step in about 7 ms on a quiet CPU, and the test sees progress up to 1.5 s
+ * late (one report interval plus one poll), so 100 steps could end first; 1500 leave a margin
+ * of about seven.
+ */
+const LONG_STEPS = 1500;
 
 type Job = Awaited<ReturnType<Client['finetune']['get']['query']>>;
 
@@ -30,7 +38,7 @@ describe('runner crash', () => {
     const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'survivor', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 100, epochs: 20 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: LONG_STEPS, epochs: 100 }),
     });
 
     const first = await startRunner('doomed', { RUNNER_CHECKPOINT_STEPS: '10' });
@@ -54,7 +62,7 @@ describe('runner crash', () => {
       expect(step).toBeGreaterThanOrEqual(10);
       const secondAttempt = job.lossCurve.filter((point) => point.attempt === 2);
       expect(secondAttempt[0]!.step).toBe(step! + 1);
-      expect((job.summary as { steps: number }).steps).toBe(100);
+      expect((job.summary as { steps: number }).steps).toBe(LONG_STEPS);
     } finally {
       await second.stop();
     }
@@ -71,7 +79,7 @@ describe('draining', () => {
     const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'drained', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 100, epochs: 20 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: LONG_STEPS, epochs: 100 }),
     });
 
     const first = await startRunner('draining');
@@ -94,7 +102,7 @@ describe('draining', () => {
       const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled']);
       expect(job.state).toBe('succeeded');
       expect(resumedStep(job)).toBeGreaterThanOrEqual(3);
-      expect((job.summary as { steps: number }).steps).toBe(100);
+      expect((job.summary as { steps: number }).steps).toBe(LONG_STEPS);
     } finally {
       await second.stop();
     }
@@ -106,11 +114,11 @@ describe('draining', () => {
 describe('cancellation', () => {
   it('stops a running job at the next heartbeat and publishes nothing', async () => {
     const user = await newUser('cancel');
-    // 40 short examples for 50 epochs: far more steps than the test waits for.
-    const dataset = await shortDataset(user.client, 'short');
+    // 200 short examples for 100 epochs: 10,000 steps, far more than the test waits for.
+    const dataset = await shortDataset(user.client, 'short', 200);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'cancelled', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ epochs: 50, maxSteps: null }),
+      hyperparameters: tinyHyperparameters({ epochs: 100, maxSteps: null }),
     });
 
     const runner = await startRunner('canceller');
@@ -173,7 +181,7 @@ describe('capability matching', () => {
 describe('data parallel', () => {
   it('trains on two torchrun processes, and cancelling keeps the checkpoint', async () => {
     const user = await newUser('parallel');
-    const dataset = await shortDataset(user.client, 'short');
+    const dataset = await shortDataset(user.client, 'short', 200);
     const finished = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'two-processes', domain: null, description: '', evalLimit: null,
       hyperparameters: tinyHyperparameters({ maxSteps: 4, batchSize: 2, gradientAccumulation: 2 }),
@@ -189,7 +197,7 @@ describe('data parallel', () => {
 
       const cancelled = await user.client.finetune.create.mutate({
         datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'two-cancelled', domain: null, description: '', evalLimit: null,
-        hyperparameters: tinyHyperparameters({ epochs: 50, maxSteps: null }),
+        hyperparameters: tinyHyperparameters({ epochs: 100, maxSteps: null }),
       });
       await waitFor('the first data-parallel step', async () => (await user.client.finetune.get.query({ jobId: cancelled.jobId })).lossCurve.length > 0);
       await user.client.finetune.cancel.mutate({ jobId: cancelled.jobId });

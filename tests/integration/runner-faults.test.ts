@@ -119,7 +119,7 @@ describe('app outage during a job', () => {
     const dataset = await uploadDataset(user.client, file, 'outage', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'outlived', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 200, epochs: 20 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 2000, epochs: 100 }),
     });
 
     let runner: RunnerProcess | null = null;
@@ -138,7 +138,7 @@ describe('app outage during a job', () => {
       const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 280_000);
       expect(job.state).toBe('succeeded');
       expect(job.attempts).toBe(1);
-      expect((job.summary as { steps: number }).steps).toBe(200);
+      expect((job.summary as { steps: number }).steps).toBe(2000);
       // The runner noticed the outage: reports, heartbeats or the completion were retried.
       expect(runner.output.join('')).toMatch(/event report failed; will retry|heartbeat failed; retrying|retrying while the lease lasts/);
     } finally {
