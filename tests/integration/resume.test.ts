@@ -6,11 +6,11 @@ import type { Client } from '../../lib/trpc-client';
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { appUrl, TINY_BASE_ID } from '../setup/env';
-import { newUser, startRunner, tinyHyperparameters, waitFor, waitForJob } from '../setup/helpers';
+import { descendants, newUser, startRunner, tinyHyperparameters, waitForJob, waitForRunnerLog } from '../setup/helpers';
 
-/** Uploads 80 short examples (40 steps an epoch), so every one fits the tiny model's sequence length. */
+/** Uploads 40 short examples, so every one fits the tiny model's sequence length. */
 async function shortDataset(client: Client, name: string) {
-  const rows = Array.from({ length: 80 }, (_, i) => ({ prompt: `Question ${i}: is ${i} odd?`, completion: i % 2 === 1 ? 'yes' : 'no' }));
+  const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} odd?`, completion: i % 2 === 1 ? 'yes' : 'no' }));
   const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'resume-')), `${name}.jsonl`);
   await fs.writeFile(file, toJsonl(rows));
   return uploadDataset(client, file, name, TINY_BASE_ID);
@@ -22,15 +22,25 @@ describe('resume', () => {
     const dataset = await shortDataset(user.client, 'short');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'resumed', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 3000, epochs: 100 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 300, epochs: 100 }),
     });
 
-    // At about 7 ms a step, the cancel (seen at the next heartbeat, up to 5 s on) stops the job
-    // long before its 3000 steps, and a checkpoint every 50 steps keeps the second attempt cheap.
     const runner = await startRunner('resumer', { RUNNER_CHECKPOINT_STEPS: '50' });
     try {
-      await waitFor('a checkpoint of the first attempt', async () => (await user.client.finetune.get.query({ jobId })).checkpoints.length > 0);
-      expect(await user.client.finetune.cancel.mutate({ jobId })).toEqual({ state: 'running' });
+      // The cancel reaches the runner at its next heartbeat, up to 2 s on, when a fast CPU
+      // could have trained hundreds of steps. Freezing the worker (not the runner, which must
+      // keep its heartbeat) until the runner has the cancel makes the stop step independent
+      // of the machine's speed.
+      await waitForRunnerLog(runner, 'checkpoint uploaded');
+      const worker = await descendants(runner.child.pid!);
+      const signal = (name: NodeJS.Signals) => worker.forEach((pid) => process.kill(pid, name));
+      signal('SIGSTOP');
+      try {
+        expect(await user.client.finetune.cancel.mutate({ jobId })).toEqual({ state: 'running' });
+        await waitForRunnerLog(runner, 'cancellation requested; stopping the worker');
+      } finally {
+        signal('SIGCONT');
+      }
       const cancelled = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 60_000);
       expect(cancelled.state).toBe('cancelled');
       // The worker's checkpoint at the step boundary where it stopped is uploaded before the job ends.
@@ -46,12 +56,12 @@ describe('resume', () => {
       expect(job.attempts).toBe(2);
       const secondAttempt = job.lossCurve.filter((point) => point.attempt === 2);
       expect(secondAttempt[0]!.step).toBe(lastStep + 1);
-      expect((job.summary as { steps: number }).steps).toBe(3000);
+      expect((job.summary as { steps: number }).steps).toBe(300);
       expect(job.events.some((e) => e.type === 'log' && e.payload.message === `resuming from the checkpoint of attempt 1 after step ${lastStep}`)).toBe(true);
 
       const page = await user.client.adapters.get.query({ namespace: user.namespace, name: 'resumed' });
       expect(page.versions).toHaveLength(1);
-      expect(page.version.lineage).toMatchObject({ jobId, attempt: 2, steps: 3000, validationLoss: null, dataset: { sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+      expect(page.version.lineage).toMatchObject({ jobId, attempt: 2, steps: 300, validationLoss: null, dataset: { sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
 
       const notices = await user.client.notifications.list.query();
       expect(notices.items.filter((item) => item.jobId === jobId).map((item) => item.state)).toEqual(['succeeded', 'cancelled']);

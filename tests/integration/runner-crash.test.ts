@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '../../lib/trpc-client';
 import { toJsonl } from '../../scripts/demo-data';
-import { newUser, startRunner, waitFor, waitForJob, tinyHyperparameters } from '../setup/helpers';
+import { newUser, startRunner, waitFor, waitForJob, waitForRunnerLog, tinyHyperparameters } from '../setup/helpers';
 
 /** Uploads `count` short examples, so every one fits the tiny model's sequence length. */
 async function shortDataset(client: Client, name: string, count = 40) {
@@ -16,13 +16,10 @@ async function shortDataset(client: Client, name: string, count = 40) {
   return uploadDataset(client, file, name, TINY_BASE_ID);
 }
 
-/**
- * Steps of the jobs that a runner must still be running when the test kills or drains it. The
- * tiny model trains a step in about 7 ms on a quiet CPU, and the test sees progress up to 1.5 s
- * late (one report interval plus one poll), so 100 steps could end first; 1500 leave a margin
- * of about seven.
- */
-const LONG_STEPS = 1500;
+// Steps of the jobs a runner is killed or drained in. The test interrupts at the runner's
+// "checkpoint uploaded" line, within milliseconds; the tiny model trains a step in about 7 ms
+// on a quiet CPU, so 300 steps leave about two seconds to spare and still finish soon under load.
+const LONG_STEPS = 300;
 
 type Job = Awaited<ReturnType<Client['finetune']['get']['query']>>;
 
@@ -43,7 +40,7 @@ describe('runner crash', () => {
 
     const first = await startRunner('doomed', { RUNNER_CHECKPOINT_STEPS: '10' });
     try {
-      await waitFor('a checkpoint of the first attempt', async () => (await user.client.finetune.get.query({ jobId })).events.some((e) => e.type === 'checkpoint-saved'));
+      await waitForRunnerLog(first, 'checkpoint uploaded');
     } finally {
       // SIGKILL the runner and its worker together, as when a machine dies.
       await first.stop();
@@ -82,9 +79,9 @@ describe('draining', () => {
       hyperparameters: tinyHyperparameters({ maxSteps: LONG_STEPS, epochs: 100 }),
     });
 
-    const first = await startRunner('draining');
+    const first = await startRunner('draining', { RUNNER_CHECKPOINT_STEPS: '3' });
     try {
-      await waitFor('the first training steps', async () => (await user.client.finetune.get.query({ jobId })).lossCurve.length >= 3);
+      await waitForRunnerLog(first, 'checkpoint uploaded');
       const exited = new Promise<number | null>((resolve) => first.child.once('exit', (code) => resolve(code)));
       process.kill(first.child.pid!, 'SIGTERM');
       expect(await exited).toBe(0);

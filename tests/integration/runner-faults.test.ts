@@ -9,7 +9,7 @@ import { headObject, presignGet, presignPut, putObject } from '../../server/stor
 import { toJsonl } from '../../scripts/demo-data';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { appSettings, testEnv, TINY_BASE_ID } from '../setup/env';
-import { newUser, startExtraApp, startRunner, stopExtraApp, tinyHyperparameters, waitFor, waitForJob, type RunnerProcess } from '../setup/helpers';
+import { newUser, startExtraApp, startRunner, stopExtraApp, tinyHyperparameters, waitFor, waitForJob, waitForRunnerLog, type RunnerProcess } from '../setup/helpers';
 
 const WEED_DIR = '.test-data/seaweedfs';
 
@@ -111,7 +111,12 @@ describe('app outage during a job', () => {
     const secondUrl = `http://127.0.0.1:${port}`;
     // The lease outlasts the outage below plus a restart.
     let second = startExtraApp(port, { JOB_LEASE_SECONDS: '60' });
-    const healthy = () => waitFor('the second app', async () => (await fetch(`${secondUrl}/api/health`).catch(() => null))?.ok ?? false, 60_000);
+    // The app that answers must be the one started here: a leftover process on the port would
+    // keep answering through the outage.
+    const healthy = () => waitFor('the second app', async () => {
+      if (second.exitCode !== null) throw new Error(`the second app exited with code ${second.exitCode}; is port ${port} taken by another process?`);
+      return (await fetch(`${secondUrl}/api/health`).catch(() => null))?.ok ?? false;
+    }, 60_000);
     const user = await newUser('outage');
     const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'outage-')), 'outage.jsonl');
@@ -119,14 +124,16 @@ describe('app outage during a job', () => {
     const dataset = await uploadDataset(user.client, file, 'outage', TINY_BASE_ID);
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'outlived', domain: null, description: '', evalLimit: null,
-      hyperparameters: tinyHyperparameters({ maxSteps: 2000, epochs: 100 }),
+      hyperparameters: tinyHyperparameters({ maxSteps: 500, epochs: 100 }),
     });
 
     let runner: RunnerProcess | null = null;
     try {
       await healthy();
-      runner = await startRunner('outage-runner', { APP_URL: secondUrl });
-      await waitFor('the first training steps', async () => (await user.client.finetune.get.query({ jobId })).lossCurve.length >= 3);
+      // The first checkpoint's log line marks training under way within milliseconds; the
+      // job's events reach the app up to a second later, when a fast CPU may be near its end.
+      runner = await startRunner('outage-runner', { APP_URL: secondUrl, RUNNER_CHECKPOINT_STEPS: '25' });
+      await waitForRunnerLog(runner, 'checkpoint uploaded');
 
       await stopExtraApp(second);
       // Event reports (every second) and heartbeats go unanswered; the worker goes on training.
@@ -138,7 +145,7 @@ describe('app outage during a job', () => {
       const job = await waitForJob(user.client, jobId, ['succeeded', 'failed', 'cancelled'], 280_000);
       expect(job.state).toBe('succeeded');
       expect(job.attempts).toBe(1);
-      expect((job.summary as { steps: number }).steps).toBe(2000);
+      expect((job.summary as { steps: number }).steps).toBe(500);
       // The runner noticed the outage: reports, heartbeats or the completion were retried.
       expect(runner.output.join('')).toMatch(/event report failed; will retry|heartbeat failed; retrying|retrying while the lease lasts/);
     } finally {

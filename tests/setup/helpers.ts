@@ -81,6 +81,37 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
   }
 }
 
+/**
+ * Waits for a runner to log `message` (its pino `msg`), polling its output every 20 ms. A test
+ * that must interrupt a job mid-training acts on this line instead of on the job's events,
+ * which reach the app up to a second later: the tiny model trains a step in a few
+ * milliseconds, so by then a short job may already be over.
+ */
+export async function waitForRunnerLog(runner: RunnerProcess, message: string, timeoutMs = 120_000): Promise<void> {
+  const needle = `"msg":${JSON.stringify(message)}`;
+  await waitFor(`runner log "${message}"`, async () => runner.output.join('').includes(needle), timeoutMs, 20);
+}
+
+/** Process ids of every descendant of `pid` (children, grandchildren, …), read from /proc. */
+export async function descendants(pid: number): Promise<number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null);
+    if (stat === null) continue;
+    // The fields after the command name (which may hold spaces) are "state ppid …".
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const found: number[] = [];
+  for (let queue = [pid]; queue.length > 0;) {
+    const next = children.get(queue.shift()!) ?? [];
+    found.push(...next);
+    queue.push(...next);
+  }
+  return found;
+}
+
 export async function waitForJob(client: Client, jobId: string, states: string[], timeoutMs = 180_000) {
   return waitFor(`job ${jobId} to reach ${states.join(' or ')}`, async () => {
     const job = await client.finetune.get.query({ jobId });
