@@ -22,10 +22,8 @@ import { pubmedqaSplits, toJsonl } from '../scripts/demo-data';
 import generalSet from '../server/data/self-instruct-seed.json';
 import { mixGeneral } from '../server/formats/dataset-mix';
 import type { Example } from '../server/formats/dataset-file';
+import { baseModel, python, root, runWorker, summaryOf, trivialBaselines, workerEnvironment as environment, type EvalResult } from './lib/worker';
 
-const root = path.resolve(import.meta.dirname, '..');
-const python = path.join(root, '.venv', 'bin', 'python');
-const baseModelPath = path.join(root, '.data', 'models', 'smollm2-135m-instruct');
 const MEDICAL_MMLU = ['anatomy', 'clinical_knowledge', 'college_biology', 'college_medicine', 'medical_genetics', 'professional_medicine'];
 const MIX_RATIO = 0.2;
 const MIX_SEED = 42;
@@ -37,39 +35,6 @@ const { values } = parseArgs({
     'pubmedqa-items': { type: 'string', default: '40' }, 'mmlu-per-subject': { type: 'string', default: '5' }, 'arc-items': { type: 'string', default: '40' },
   },
 });
-
-interface EvalResult { subject: string; task: string; correct: number; total: number; accuracy: number; stderr: number; accNorm: number; accNormStderr: number; durationSeconds: number }
-
-const environment = { ...process.env, HF_HUB_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' };
-
-/** Runs one worker job and returns its events; a failed job raises with the worker's own failure message. */
-function runWorker(specPath: string): Array<Record<string, any>> {
-  const started = Date.now();
-  const completed = spawnSync('nice', ['-n', '5', python, '-m', 'worker', 'run', '--spec', specPath], {
-    cwd: path.join(root, 'gpu-runner'), env: environment, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024,
-  });
-  const events = completed.stdout.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line) as Record<string, any>);
-  const failed = events.find((event) => event.type === 'failed');
-  if (completed.status !== 0 || failed) throw new Error(`worker job ${specPath} failed (exit ${completed.status}): ${failed?.message ?? completed.stderr.slice(-2000)}`);
-  process.stderr.write(`${path.basename(path.dirname(specPath))}: ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-  return events;
-}
-
-function summaryOf(events: Array<Record<string, any>>): Record<string, any> {
-  return events.find((event) => event.type === 'finished')!.summary;
-}
-
-/**
- * Computes chance accuracy (mean of 1 / choices) and the share of the most frequent gold choice text.
- * The majority share is a baseline only where every item offers the same choices (PubMedQA, MMLU letters), not for ARC.
- */
-function trivialBaselines(rows: TaskRow[]) {
-  const random = rows.reduce((sum, row) => sum + 1 / row.choices.length, 0) / rows.length;
-  const counts = new Map<string, number>();
-  for (const row of rows) counts.set(row.choices[row.gold]!, (counts.get(row.choices[row.gold]!) ?? 0) + 1);
-  const [majorityAnswer, majorityCount] = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]!;
-  return { random, majorityAnswer, majority: majorityCount / rows.length };
-}
 
 async function main() {
   const dir = path.join(root, '.data', 'bench-quality');
@@ -100,7 +65,6 @@ async function main() {
     epochs: Number(values.epochs), maxSteps: null, batchSize: Number(values.batch), gradientAccumulation: 1,
     maxSeqLength: Number(values['max-seq']), packing: false, warmupRatio: 0.03, seed: 42, validationFraction: 0, precision: 'fp32',
   };
-  const baseModel = { id: 'smollm2-135m-instruct', path: baseModelPath };
 
   // The two LoRA runs through the worker, with the same hyperparameters.
   const trainings: Record<string, Record<string, any>> = {};
