@@ -111,8 +111,8 @@ describe('app outage during a job', () => {
     const secondUrl = `http://127.0.0.1:${port}`;
     // The lease outlasts the outage below plus a restart.
     let second = startExtraApp(port, { JOB_LEASE_SECONDS: '60' });
-    // The app that answers must be the one started here: a leftover process on the port would
-    // keep answering through the outage.
+    // The app that responds must be the one started here, because a leftover process on the
+    // port would keep serving the runner through the outage.
     const healthy = () => waitFor('the second app', async () => {
       if (second.exitCode !== null) throw new Error(`the second app exited with code ${second.exitCode}; is port ${port} taken by another process?`);
       return (await fetch(`${secondUrl}/api/health`).catch(() => null))?.ok ?? false;
@@ -130,8 +130,8 @@ describe('app outage during a job', () => {
     let runner: RunnerProcess | null = null;
     try {
       await healthy();
-      // The first checkpoint's log line marks training under way within milliseconds; the
-      // job's events reach the app up to a second later, when a fast CPU may be near its end.
+      // The first checkpoint's log line shows that training is under way within milliseconds.
+      // The job's events reach the app up to a second later, when a fast CPU may be near the end.
       runner = await startRunner('outage-runner', { APP_URL: secondUrl, RUNNER_CHECKPOINT_STEPS: '25' });
       await waitForRunnerLog(runner, 'checkpoint uploaded');
 
