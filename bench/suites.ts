@@ -1,8 +1,8 @@
 /**
- * The medical, finance and general suites for SmolLM2-135M-Instruct and a PubMedQA LoRA adapter:
- * every task of every suite in scripts/eval-suites.ts, scored by the worker's evaluate job
- * (lm_eval) for the base model and the adapter in one job per task, with the suite score
- * computed as the leaderboard computes it (mean task accuracy).
+ * Scores the medical, finance and general suites for SmolLM2-135M-Instruct and a PubMedQA LoRA
+ * adapter. Every task of every suite in scripts/eval-suites.ts runs as one worker evaluate job
+ * (lm_eval) that scores both models. Suite scores are the mean task accuracy, as the
+ * leaderboard computes them.
  *
  *   npx tsx bench/suites.ts [--per-task 40] [--adapter DIR] [--train 200] [--max-seq 512] [--epochs 1]
  *

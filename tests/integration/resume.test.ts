@@ -1,20 +1,6 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Client } from '../../lib/trpc-client';
-import { toJsonl } from '../../scripts/demo-data';
-import { uploadDataset } from '../../scripts/seed-lib';
 import { appUrl, TINY_BASE_ID } from '../setup/env';
-import { descendants, newUser, startRunner, tinyHyperparameters, waitForJob, waitForRunnerLog } from '../setup/helpers';
-
-/** Uploads 40 short examples, so every one fits the tiny model's sequence length. */
-async function shortDataset(client: Client, name: string) {
-  const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} odd?`, completion: i % 2 === 1 ? 'yes' : 'no' }));
-  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'resume-')), `${name}.jsonl`);
-  await fs.writeFile(file, toJsonl(rows));
-  return uploadDataset(client, file, name, TINY_BASE_ID);
-}
+import { descendants, newUser, shortDataset, startRunner, tinyHyperparameters, waitForJob, waitForRunnerLog } from '../setup/helpers';
 
 describe('resume', () => {
   it('continues a cancelled fine-tune from its checkpoint', async () => {

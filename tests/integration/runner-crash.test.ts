@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { uploadDataset } from '../../scripts/seed-lib';
 import { TINY_BASE_ID } from '../setup/env';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { Client } from '../../lib/trpc-client';
-import { toJsonl } from '../../scripts/demo-data';
-import { newUser, startRunner, waitFor, waitForJob, waitForRunnerLog, tinyHyperparameters } from '../setup/helpers';
+import { newUser, shortDataset, startRunner, waitFor, waitForJob, waitForRunnerLog, tinyHyperparameters } from '../setup/helpers';
 
-/** Uploads `count` short examples, so every one fits the tiny model's sequence length. */
-async function shortDataset(client: Client, name: string, count = 40) {
-  const rows = Array.from({ length: count }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
-  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'short-')), `${name}.jsonl`);
-  await fs.writeFile(file, toJsonl(rows));
-  return uploadDataset(client, file, name, TINY_BASE_ID);
-}
-
-// Steps of the jobs a runner is killed or drained in. The test interrupts at the runner's
-// "checkpoint uploaded" line, within milliseconds; the tiny model trains a step in about 7 ms
-// on a quiet CPU, so 300 steps leave about two seconds to spare and still finish soon under load.
+// Steps of the jobs a runner is killed or drained in. The test interrupts them within
+// milliseconds of the runner's "checkpoint uploaded" line. At about 7 ms a step on a quiet CPU,
+// 300 steps leave about two seconds to spare, and they still finish soon under load.
 const LONG_STEPS = 300;
 
 type Job = Awaited<ReturnType<Client['finetune']['get']['query']>>;

@@ -6,10 +6,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { download, upload } from '../../gpu-runner/src/files';
 import { headObject, presignGet, presignPut, putObject } from '../../server/storage';
-import { toJsonl } from '../../scripts/demo-data';
-import { uploadDataset } from '../../scripts/seed-lib';
 import { appSettings, testEnv, TINY_BASE_ID } from '../setup/env';
-import { newUser, startExtraApp, startRunner, stopExtraApp, tinyHyperparameters, waitFor, waitForJob, waitForRunnerLog, type RunnerProcess } from '../setup/helpers';
+import { newUser, shortDataset, startExtraApp, startRunner, stopExtraApp, tinyHyperparameters, waitFor, waitForJob, waitForRunnerLog, type RunnerProcess } from '../setup/helpers';
 
 const WEED_DIR = '.test-data/seaweedfs';
 
@@ -118,10 +116,7 @@ describe('app outage during a job', () => {
       return (await fetch(`${secondUrl}/api/health`).catch(() => null))?.ok ?? false;
     }, 60_000);
     const user = await newUser('outage');
-    const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
-    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'outage-')), 'outage.jsonl');
-    await fs.writeFile(file, toJsonl(rows));
-    const dataset = await uploadDataset(user.client, file, 'outage', TINY_BASE_ID);
+    const dataset = await shortDataset(user.client, 'outage');
     const { jobId } = await user.client.finetune.create.mutate({
       datasetVersionId: dataset.datasetVersionId, baseModelId: TINY_BASE_ID, adapterName: 'outlived', domain: null, description: '', evalLimit: null,
       hyperparameters: tinyHyperparameters({ maxSteps: 500, epochs: 100 }),

@@ -5,14 +5,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { hyperparameters, type Hyperparameters } from '../../server/contracts/runner';
 import { createClient, type Client } from '../../lib/trpc-client';
-import { ensureUser } from '../../scripts/seed-lib';
-import { adminToken, appSettings, appUrl, testEnv } from './env';
+import { toJsonl } from '../../scripts/demo-data';
+import { ensureUser, uploadDataset } from '../../scripts/seed-lib';
+import { adminToken, appSettings, appUrl, testEnv, TINY_BASE_ID } from './env';
 
 export async function newUser(prefix: string): Promise<{ client: Client; token: string; namespace: string; email: string; password: string }> {
   const id = randomUUID().slice(0, 8);
   const user = { email: `${prefix}-${id}@example.com`, password: 'password-123', namespace: `${prefix}-${id}` };
   const { token } = await ensureUser(createClient({ url: appUrl }), user);
   return { client: createClient({ url: appUrl, token }), token, namespace: user.namespace, email: user.email, password: user.password };
+}
+
+/** Uploads `count` short yes/no examples for the tiny model, so none exceeds its sequence length. */
+export async function shortDataset(client: Client, name: string, count = 40) {
+  const rows = Array.from({ length: count }, (_, i) => ({ prompt: `Question ${i}: is ${i} even?`, completion: i % 2 === 0 ? 'yes' : 'no' }));
+  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'short-')), `${name}.jsonl`);
+  await fs.writeFile(file, toJsonl(rows));
+  return uploadDataset(client, file, name, TINY_BASE_ID);
 }
 
 export async function adminClient(): Promise<Client> {
@@ -82,10 +91,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 }
 
 /**
- * Waits for a runner to log `message` (its pino `msg`), polling its output every 20 ms. A test
- * that must interrupt a job mid-training acts on this line instead of on the job's events,
- * which reach the app up to a second later: the tiny model trains a step in a few
- * milliseconds, so by then a short job may already be over.
+ * Waits for a runner to log `message` (its pino `msg`), polling its output every 20 ms.
+ * Tests that interrupt a job mid-training wait for a log line, because the job's events reach
+ * the app up to a second later. The tiny model trains a step in a few milliseconds, so by
+ * then a short job may already be over.
  */
 export async function waitForRunnerLog(runner: RunnerProcess, message: string, timeoutMs = 120_000): Promise<void> {
   const needle = `"msg":${JSON.stringify(message)}`;
