@@ -6,11 +6,16 @@ With attention_mask=None, transformers (masking_utils.find_packed_sequence_indic
 mask, so no token attends to another example and every example sees the positions
 it would see alone. Labels stay per example, and the first token of each example has
 no label, so no loss term predicts one example from the end of another.
+
+The training step does not pad at all where the model takes segment attention
+(kernels.py): flatten_rows joins a micro-batch's rows into a single row and lists each
+example's token span. collate_rows pads for every other case, and for validation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -97,3 +102,39 @@ def collate_rows(rows: list[TrainingRow], pad_token_id: int, packed: bool) -> di
     if packed:
         return {"input_ids": input_ids, "attention_mask": None, "position_ids": position_ids, "labels": labels, "tokens": tokens}
     return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": None, "labels": labels, "tokens": tokens}
+
+
+def flatten_rows(rows: list[TrainingRow]) -> dict[str, Any]:
+    """Concatenate rows into one row of batch size 1, with no padding.
+
+    Every example becomes a segment, and its position ids restart at 0, as in packed rows.
+    Its first label is IGNORE_INDEX, so the previous example's last token predicts nothing.
+    `segment_bounds` lists each segment's (start, end) token offsets for the segment
+    attention of kernels.py, and `tokens` counts the tokens, as in collate_rows. The linear
+    layers then see exactly the real tokens of the batch.
+    """
+    input_ids: list[int] = []
+    labels: list[int] = []
+    position_ids: list[int] = []
+    segment_bounds: list[tuple[int, int]] = []
+    for row in rows:
+        offset = len(input_ids)
+        starts = [index for index, position in enumerate(row.position_ids) if position == 0]
+        if not starts or starts[0] != 0:
+            raise ValueError(f"a training row must start an example at position 0, not at {row.position_ids[:1]}")
+        ends = starts[1:] + [len(row.input_ids)]
+        segment_bounds += [(offset + start, offset + end) for start, end in zip(starts, ends)]
+        row_labels = list(row.labels)
+        for start in starts:
+            row_labels[start] = IGNORE_INDEX
+        input_ids += row.input_ids
+        labels += row_labels
+        position_ids += row.position_ids
+    return {
+        "input_ids": torch.tensor([input_ids], dtype=torch.long),
+        "attention_mask": None,
+        "position_ids": torch.tensor([position_ids], dtype=torch.long),
+        "labels": torch.tensor([labels], dtype=torch.long),
+        "tokens": torch.tensor(len(input_ids)),
+        "segment_bounds": segment_bounds,
+    }

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .basemodel import load_base_model
-from .batching import TrainingRow, collate_rows, pack_rows, single_rows
+from .batching import TrainingRow, collate_rows, flatten_rows, pack_rows, single_rows
 from .data import IGNORE_INDEX, TokenizedExample, read_conversations, tokenize_dataset
 from .distributed import ProcessGroup, join
 from .errors import DataError, JobCancelled, SpecError
@@ -29,6 +29,7 @@ from .events import (
     MetricEvent,
     ProgressEvent,
 )
+from .kernels import use_segment_attention, use_sparse_dropout
 from .process import CancellationFlag
 from .runtime import DeviceChoice, gpu_memory_bytes, peak_memory_bytes, resident_memory_bytes
 from .spec import BLOCK_LINEAR_MODULES, FinetuneJob, Hyperparameters
@@ -153,11 +154,14 @@ def labelled_loss_sum(model: Any, batch: dict[str, Any]) -> torch.Tensor:
     """
     causal_lm = model.get_base_model()
     decoder = causal_lm.base_model
+    # segment_bounds (flattened rows only) reaches the attention function through the layers' kwargs.
+    segments = {"segment_bounds": batch["segment_bounds"]} if batch.get("segment_bounds") else {}
     hidden = decoder(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
         position_ids=batch["position_ids"],
         use_cache=False,
+        **segments,
     ).last_hidden_state
     targets = batch["labels"][:, 1:]
     selected = targets != IGNORE_INDEX
@@ -454,6 +458,11 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
         max_steps=hyperparameters.maxSteps,
     )
     model = build_lora_model(base_model, hyperparameters, job.baseModel.id, plan.total_steps)
+    # Flattened rows carry no padding; a model that cannot take segment attention pads instead.
+    flatten = use_segment_attention(model.get_base_model())
+    if device.type == "cpu":
+        # CUDA's fused dropout kernel draws its numbers in parallel, so only CPUs gain from drawing fewer.
+        use_sparse_dropout(model)
     trainable_parameters, total_parameters = model.get_nb_trainable_parameters()
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = _make_optimizer(trainable, hyperparameters.learningRate)
@@ -463,7 +472,8 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
     events.log(
         "info",
         f"training {trainable_parameters} of {total_parameters} parameters on {len(training_examples)} examples "
-        f"in {len(rows)} rows ({'packed' if hyperparameters.packing else 'one example per row'}), "
+        f"in {len(rows)} rows ({'packed' if hyperparameters.packing else 'one example per row'}, "
+        f"{'each micro-batch flattened into one unpadded row' if flatten else 'padded to the longest row'}), "
         f"{len(validation_examples)} held out for validation: "
         f"{plan.total_steps} steps, {plan.steps_per_epoch} per epoch, {warmup_steps} warmup",
     )
@@ -526,7 +536,7 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
             local_batches = [mine[offset : offset + plan.batch_size] for offset in range(0, len(mine), plan.batch_size)]
             # The orthogonality penalty depends on the weights only, so one process adds it once.
             local_loss, local_tokens = _train_step(
-                model, local_batches, labelled_tokens, pad_token_id, device, hyperparameters.packing,
+                model, local_batches, labelled_tokens, pad_token_id, device, hyperparameters.packing, flatten,
                 orthogonal_weight if processes.is_main else 0.0,
             )
             processes.sum_gradients(trainable)
@@ -624,7 +634,7 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {name: tensor.to(device) if tensor is not None else None for name, tensor in batch.items()}
+    return {name: value.to(device) if isinstance(value, torch.Tensor) else value for name, value in batch.items()}
 
 
 def _train_step(
@@ -634,6 +644,7 @@ def _train_step(
     pad_token_id: int,
     device: torch.device,
     packed: bool,
+    flatten: bool,
     orthogonal_weight: float,
 ) -> tuple[float, int]:
     """Run forward and backward over this process's micro-batches of one optimizer step.
@@ -642,13 +653,15 @@ def _train_step(
     counted over all processes), not the mean of per-batch means, so micro-batches with
     more assistant tokens weigh more, and gradient accumulation or a split across
     processes gives the same gradient as one large batch. AdaLoRA's orthogonality term
-    (orthogonal_weight > 0) is added once.
+    (orthogonal_weight > 0) is added once. With `flatten` each micro-batch runs as one
+    row without padding (batching.flatten_rows), otherwise padded to its longest row.
     Returns the sum of token losses and the count of non-padding tokens of these batches.
     """
     loss_total = 0.0
     tokens = 0
     for batch_rows in group:
-        batch = _to_device(collate_rows(batch_rows, pad_token_id, packed), device)
+        rows = flatten_rows(batch_rows) if flatten else collate_rows(batch_rows, pad_token_id, packed)
+        batch = _to_device(rows, device)
         loss_sum = labelled_loss_sum(model, batch)
         (loss_sum / labelled_tokens).backward()
         loss_total += loss_sum.item()
