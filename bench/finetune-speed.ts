@@ -6,8 +6,12 @@
  * hits both. Each process reports its own peak resident memory.
  *
  *   bash scripts/prepare-base-model.sh   (once)
- *   nice -n 10 npx tsx bench/finetune-speed.ts [--examples 48] [--max-seq 512] [--batch 4] [--rounds 2]
+ *   nice -n 10 npx tsx bench/finetune-speed.ts [--examples 48] [--max-seq 512] [--batch 4] [--rounds 2] [--packing]
  *
+ * Round r trains with seed 42 + r - 1 on both sides, so the rounds also show how far the
+ * validation loss moves with the seed (shuffle order, dropout, LoRA initialisation,
+ * validation split). Packing is off unless asked for, as in the product's defaults, so
+ * both sides take the same number of optimizer steps over the same examples.
  * Tokens per second is non-padding training tokens over the wall time of the training loop:
  * for the worker from its first-step log event to its last progress event, for the baseline
  * the time inside trainer.train(). Prints a JSON record and writes it to
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '2' },
     'validation-fraction': { type: 'string', default: '0.125' },
+    packing: { type: 'boolean', default: false },
   },
 });
 
@@ -80,6 +85,11 @@ const median = (numbers: number[]) => {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
+const mean = (numbers: (number | null)[]) => {
+  const present = numbers.filter((value): value is number => value !== null);
+  return present.length ? present.reduce((sum, value) => sum + value, 0) / present.length : null;
+};
+
 async function main() {
   await fs.access(path.join(modelDir, 'manifest.json')).catch(() => {
     throw new Error(`${modelDir} is missing; run bash scripts/prepare-base-model.sh first`);
@@ -94,7 +104,7 @@ async function main() {
 
   const hyperparameters = {
     rank: 16, alpha: 32, dropout: 0.05, targetModules: 'all-linear', learningRate: 2e-4, lrScheduler: 'linear', epochs: 1, maxSteps: null,
-    batchSize: Number(values.batch), gradientAccumulation: 1, maxSeqLength: Number(values['max-seq']), packing: true, warmupRatio: 0.03, seed: 42,
+    batchSize: Number(values.batch), gradientAccumulation: 1, maxSeqLength: Number(values['max-seq']), packing: values.packing, warmupRatio: 0.03,
     validationFraction: Number(values['validation-fraction']),
   };
   const results: SideResult[] = [];
@@ -103,7 +113,7 @@ async function main() {
     await fs.mkdir(workDir, { recursive: true });
     const spec = {
       jobId: `finetune-speed-${round}`, kind: 'finetune', workDir, baseModel: { id: 'smollm2-135m-instruct', path: modelDir },
-      finetune: { datasetPath, outputDir: path.join(workDir, 'adapter'), hyperparameters },
+      finetune: { datasetPath, outputDir: path.join(workDir, 'adapter'), hyperparameters: { ...hyperparameters, seed: 42 + round - 1 } },
     };
     const specPath = path.join(workDir, 'spec.json');
     await fs.writeFile(specPath, JSON.stringify(spec));
@@ -119,17 +129,21 @@ async function main() {
   const perRound = [...new Set(results.map((result) => result.round))].map((round) => {
     const [baseline] = results.filter((result) => result.round === round && result.side === 'baseline');
     const [worker] = results.filter((result) => result.round === round && result.side === 'worker');
-    return { round, ratio: worker!.tokensPerSecond / baseline!.tokensPerSecond };
+    return {
+      round, ratio: worker!.tokensPerSecond / baseline!.tokensPerSecond, memoryRatio: worker!.peakMemoryBytes / baseline!.peakMemoryBytes,
+      validationLossDifference: worker!.validationLoss !== null && baseline!.validationLoss !== null ? worker!.validationLoss - baseline!.validationLoss : null,
+    };
   });
   const record = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0]?.model} (${os.cpus().length} logical CPUs), load average at the end ${os.loadavg().map((load) => load.toFixed(1)).join(' ')}`,
-    command: `npx tsx bench/finetune-speed.ts --examples ${examples} --max-seq ${values['max-seq']} --batch ${values.batch} --rounds ${values.rounds}`,
+    command: `npx tsx bench/finetune-speed.ts --examples ${examples} --max-seq ${values['max-seq']} --batch ${values.batch} --rounds ${values.rounds}${values.packing ? ' --packing' : ''}`,
     hyperparameters,
     results,
     perRound,
     medianTokensPerSecond: { baseline: median(of('baseline').map((r) => r.tokensPerSecond)), worker: median(of('worker').map((r) => r.tokensPerSecond)) },
     medianRatio: median(perRound.map((round) => round.ratio)),
+    meanValidationLoss: { baseline: mean(of('baseline').map((r) => r.validationLoss)), worker: mean(of('worker').map((r) => r.validationLoss)) },
   };
   console.log(JSON.stringify(record, null, 2));
   await fs.mkdir(path.join(root, 'bench', 'results'), { recursive: true });
