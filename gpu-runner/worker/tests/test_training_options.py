@@ -102,7 +102,7 @@ def test_packing_trains_on_every_example(tiny_base: Path, tmp_path: Path) -> Non
     assert summary.examples == 12
     # Twelve short examples fit in fewer 128-token rows, one row per step.
     assert summary.steps < 12
-    assert any("rows (packed)" in event.message for event in run.of_type("log"))
+    assert any("rows (packed, each micro-batch flattened into one unpadded row)" in event.message for event in run.of_type("log"))
 
 
 def test_validation_loss_and_checkpoints(tiny_base: Path, tmp_path: Path) -> None:
