@@ -1,4 +1,4 @@
-"""Where one LoRA training step of the worker spends its time, by torch operator.
+"""Time per torch operator in one LoRA training step of the worker.
 
 Builds the worker's LoRA model on SmolLM2-135M-Instruct and the first PubMedQA items of
 bench/finetune-speed.ts, then times and profiles forward and backward passes of batches

@@ -3,8 +3,8 @@
 Segment attention: the training step concatenates a micro-batch into one row with no
 padding (batching.flatten_rows) and passes the (start, end) token offsets of every
 example as `segment_bounds`. The attention function registered here runs causal SDPA on
-each example's slice alone, so its cost is the sum of the squared example lengths, where
-a padded batch pays batch × longest² and a block-diagonal mask over the whole row pays
+each example's slice alone, so its cost is the sum of the squared example lengths. A
+padded batch pays batch × longest², and a block-diagonal mask over the whole row pays
 row². Without `segment_bounds` it is plain SDPA with the mask transformers built, so
 padded validation batches keep working on the same model.
 

@@ -90,7 +90,7 @@ def test_flatten_rows_ignores_first_label_of_single_rows(tiny_tokenizer: Any) ->
     assert batch["labels"][0, start].item() == IGNORE_INDEX
 
 
-def test_flatten_rows_rejects_a_row_not_starting_an_example(tiny_tokenizer: Any) -> None:
+def test_flatten_rows_rejects_offset_row(tiny_tokenizer: Any) -> None:
     [row] = single_rows(examples(tiny_tokenizer)[:1])
     shifted = type(row)(row.input_ids, row.labels, [position + 1 for position in row.position_ids], 1)
 
@@ -179,7 +179,8 @@ def test_dropped_positions_sorted_and_in_range() -> None:
 
     assert positions.dtype == torch.long
     assert bool((positions[1:] > positions[:-1]).all())
-    assert int(positions[0]) >= 0 and int(positions[-1]) < 100_000
+    assert int(positions[0]) >= 0
+    assert int(positions[-1]) < 100_000
     assert dropped_positions(0, 0.05, torch.device("cpu")).numel() == 0
 
 
@@ -206,11 +207,11 @@ def test_sparse_dropout_scales_survivors_and_masks_gradients() -> None:
     outputs = dropout(inputs)
     outputs.backward(torch.ones_like(outputs))
 
-    kept = outputs != 0
-    assert 0 < int((~kept).sum()) < outputs.numel()
-    torch.testing.assert_close(outputs[kept], inputs.detach()[kept] / 0.9)
-    assert bool((inputs.grad[~kept] == 0).all())
-    torch.testing.assert_close(inputs.grad[kept], torch.full_like(inputs.grad[kept], 1 / 0.9))
+    survivors = outputs != 0
+    assert 0 < int((~survivors).sum()) < outputs.numel()
+    torch.testing.assert_close(outputs[survivors], inputs.detach()[survivors] / 0.9)
+    assert bool((inputs.grad[~survivors] == 0).all())
+    torch.testing.assert_close(inputs.grad[survivors], torch.full_like(inputs.grad[survivors], 1 / 0.9))
 
 
 def test_sparse_dropout_reproducible_with_the_seed() -> None:
