@@ -458,7 +458,7 @@ def _run_finetune(job: FinetuneJob, device_choice: DeviceChoice, events: EventWr
         max_steps=hyperparameters.maxSteps,
     )
     model = build_lora_model(base_model, hyperparameters, job.baseModel.id, plan.total_steps)
-    # Flattened rows carry no padding; a model that cannot take segment attention pads instead.
+    # Flattened rows carry no padding. A model that cannot take segment attention gets padded batches.
     flatten = use_segment_attention(model.get_base_model())
     if device.type == "cpu":
         # CUDA's fused dropout kernel draws its numbers in parallel, so only CPUs gain from drawing fewer.

@@ -50,7 +50,9 @@ def segment_attention_forward(
     if segment_bounds is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if query.shape[0] != 1:
-        raise ValueError(f"segment_bounds needs one flattened row, got a batch of {query.shape[0]}")
+        raise ValueError(
+            f"segment_bounds requires a batch of one flattened row (batching.flatten_rows), got a batch of {query.shape[0]}"
+        )
     outputs = [
         sdpa_attention_forward(
             module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], None,
@@ -62,7 +64,7 @@ def segment_attention_forward(
 
 
 def use_segment_attention(model: Any) -> bool:
-    """Switch a transformers model from SDPA to segment attention; False (unchanged) for any other kind.
+    """Switch a transformers model from SDPA to segment attention, or return False and leave any other kind.
 
     Models on eager attention (for example, those with logit softcapping in attention)
     or flash kernels keep theirs, and the caller then pads batches instead.
@@ -75,7 +77,7 @@ def use_segment_attention(model: Any) -> bool:
     if getattr(model.config, "_attn_implementation", None) != "sdpa":
         return False
     AttentionInterface.register(SEGMENT_ATTENTION, segment_attention_forward)
-    # The same masks as SDPA, for padded batches; a flattened row ignores its mask.
+    # Padded batches get the masks SDPA would get. A flattened row ignores its mask.
     ALL_MASK_ATTENTION_FUNCTIONS.register(SEGMENT_ATTENTION, sdpa_mask)
     model.set_attn_implementation(SEGMENT_ATTENTION)
     return model.config._attn_implementation == SEGMENT_ATTENTION
@@ -90,7 +92,7 @@ def dropped_positions(count: int, p: float, device: torch.device) -> torch.Tenso
     torch.manual_seed makes the positions reproducible.
     """
     mean = count * p
-    # Enough gaps to pass `count` except with probability far below 1e-12; the loop covers the rest.
+    # Enough gaps to pass `count` except with probability far below 1e-12. The loop covers the rest.
     draws = int(mean + 8 * math.sqrt(mean * (1 - p)) + 16)
     log_keep = math.log1p(-p)
     positions = torch.empty(0, dtype=torch.long, device=device)
